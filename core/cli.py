@@ -1,0 +1,276 @@
+"""The ``ibb`` command line. Every expected error is printed as ``error: …`` with a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import IbbError, InvalidInput
+from .plugins import Plugins
+from .profile import Profile, load_profile, load_profiles
+
+DEFAULT_STORE = "ibb.sqlite"
+
+
+class HandledError(click.ClickException):
+    """An IbbError on its way out of the CLI: printed line by line, no traceback."""
+
+    def __init__(self, error: IbbError):
+        super().__init__(str(error))
+        self.error = error
+        self.exit_code = error.exit_code
+
+    def show(self, file: Any = None) -> None:
+        for line in self.error.lines():
+            click.echo(f"error: {line}", err=True)
+
+
+class IbbGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IbbError as exc:
+            raise HandledError(exc) from None
+
+
+def _profile_paths() -> list[str]:
+    from ibb.profiles import SHIPPED_DIR
+
+    env = os.environ.get("IBB_PROFILES")
+    return env.split(os.pathsep) if env else [str(SHIPPED_DIR)]
+
+
+profiles_option = click.option(
+    "--profiles", "profile_paths", multiple=True, metavar="PATH",
+    help="Profile file or folder of *.toml (repeatable). Default: $IBB_PROFILES, else the shipped profiles.",
+)
+store_option = click.option(
+    "--store", default=lambda: os.environ.get("IBB_STORE", DEFAULT_STORE), show_default="$IBB_STORE or ibb.sqlite",
+    help="SQLAlchemy URL or SQLite file path of this node's store.",
+)
+
+
+def _load(profile_paths: tuple[str, ...], plugins: Plugins) -> dict[str, Profile]:
+    return load_profiles(profile_paths or _profile_paths(), plugins)
+
+
+@click.group(cls=IbbGroup)
+@click.version_option(package_name="ibb")
+def main() -> None:
+    """ibb: exchange electronic certificates of origin between customs administrations.
+
+    Each trade agreement is a profile (a GNC utility block); `ibb demo` shows one end to end.
+    """
+
+
+# -- profiles -----------------------------------------------------------------------------
+
+
+@main.group()
+def profiles() -> None:
+    """List, show and check profiles."""
+
+
+@profiles.command("list")
+@profiles_option
+def profiles_list(profile_paths: tuple[str, ...]) -> None:
+    """List the loaded profiles: id, transport, format, name."""
+    for p in _load(profile_paths, Plugins()).values():
+        click.echo(f"{p.id}\t{p.service_interface.transport}\t{p.data_cluster.format}\t{p.block.name}")
+
+
+@profiles.command("show")
+@click.argument("profile_id")
+@profiles_option
+def profiles_show(profile_id: str, profile_paths: tuple[str, ...]) -> None:
+    """Show one profile as a utility block."""
+    from .errors import UnknownName
+
+    loaded = _load(profile_paths, Plugins())
+    if profile_id not in loaded:
+        raise UnknownName("profile", profile_id, loaded)
+    click.echo(describe_profile(loaded[profile_id]))
+
+
+def describe_profile(p: Profile) -> str:
+    lines = [f"{p.block.name}  [{p.id}, version {p.block.version}]", f"  source:     {p.source}"]
+    if p.block.purpose:
+        lines.append(f"  purpose:    {p.block.purpose}")
+    if p.block.benefit:
+        lines.append(f"  benefit:    {p.block.benefit}")
+    for basis in p.block.legal_basis:
+        lines.append(f"  legal basis: {basis}")
+    lines.append("  entities:")
+    for e in p.entities:
+        lines.append(f"    {e.id:<12} {e.role:<18} {e.country}  {e.name or ''}{'  -> ' + e.endpoint if e.endpoint else ''}")
+    signatures = f", signatures: {', '.join(p.data_cluster.signatures)}" if p.data_cluster.signatures else ""
+    lines.append(f"  data cluster: format {p.data_cluster.format}{signatures}")
+    lines.append("  business rules:")
+    for spec in p.rules:
+        lines.append(f"    {spec.rule} {_params(spec.params)}")
+    lines.append("  triggers:")
+    for t in p.triggers:
+        lines.append(f"    on {t.on}: {', '.join(t.do)}{' -> ' + t.to if t.to else ''}")
+    lines.append(f"  service interface: {p.service_interface.transport} {_params(p.service_interface.settings)}")
+    r = p.communication.retry
+    lines.append(f"  communication: retry {r.attempts} attempts, {r.backoff} backoff from {r.initial_seconds}s up to {r.max_seconds}s")
+    return "\n".join(lines)
+
+
+def _params(obj: Any) -> str:
+    import attrs
+
+    if obj is None or not attrs.has(type(obj)):
+        return ""
+    return " ".join(f"{k}={v}" for k, v in attrs.asdict(obj, recurse=False).items() if v is not None)
+
+
+@profiles.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def profiles_check(files: tuple[str, ...]) -> None:
+    """Check profile files; exit 0 when all are valid, 1 with every problem otherwise."""
+    plugins = Plugins()
+    problems: list[str] = []
+    for f in files:
+        try:
+            p = load_profile(f, plugins)
+            click.echo(f"{f}: ok ({p.id})")
+        except InvalidInput as exc:
+            problems.extend(exc.lines())
+    if problems:
+        raise InvalidInput(problems)
+
+
+# -- plugins ------------------------------------------------------------------------------
+
+
+@main.group()
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_list(as_json: bool) -> None:
+    """Each plugin, its version and what it registers."""
+    rows = Plugins().describe()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        kind = "built-in" if row["builtin"] else "installed"
+        regs = "; ".join(f"{k}: {', '.join(v)}" for k, v in row["registers"].items()) or "nothing"
+        click.echo(f"{row['plugin']} {row['version']} ({kind}): {regs}")
+
+
+# -- gateway ------------------------------------------------------------------------------
+
+
+@main.command()
+@profiles_option
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8701, show_default=True, type=int)
+@click.option("--api-token-env", metavar="NAME", help="Environment variable holding the bearer token of the local /api.")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(profile_paths: tuple[str, ...], store: str, host: str, port: int, api_token_env: str | None, log_level: str) -> None:
+    """Run the gateway: inbound endpoints of every loaded profile, /health and /api. Stops on SIGTERM."""
+    from .engine import Engine
+    from .gateway import bind, create_app, make_server
+    from .secrets import SecretRef
+    from .store import Store
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plugins = Plugins()
+    loaded = _load(profile_paths, plugins)
+    token = SecretRef("env", api_token_env).read_text() if api_token_env else None
+    engine = Engine(loaded, Store(store), plugins)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise IbbError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    click.echo(f"ibb gateway on http://{host}:{sock.getsockname()[1]} with profiles {', '.join(sorted(loaded))}", err=True)
+    server = make_server(create_app(engine, api_token=token), log_level=log_level)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+# -- certificates -------------------------------------------------------------------------
+
+
+@main.group()
+def cert() -> None:
+    """Issue certificates and follow them."""
+
+
+@cert.command("issue")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--profile", "profile_id", required=True, help="Profile id.")
+@click.option("--as", "issuer", required=True, help="Entity id (or role) issuing the certificate.")
+@profiles_option
+@store_option
+def cert_issue(file: str, profile_id: str, issuer: str, profile_paths: tuple[str, ...], store: str) -> None:
+    """Issue the canonical JSON certificate FILE and run the profile's triggers (e.g. send it)."""
+    from .engine import Engine
+    from .model import certificate_from_json
+    from .store import Store
+
+    try:
+        text = Path(file).read_bytes()
+    except OSError as exc:
+        raise IbbError(f"{file}: cannot read ({exc.strerror})") from None
+    certificate = certificate_from_json(text, source=file)
+    plugins = Plugins()
+    loaded = _load(profile_paths, plugins)
+    engine = Engine(loaded, Store(store), plugins)
+
+    async def run() -> None:
+        try:
+            await engine.issue(profile_id, certificate, issuer)
+        finally:
+            await engine.close()
+
+    asyncio.run(run())
+    _print_timeline(Store(store), certificate.id)
+
+
+@main.command()
+@click.argument("cert_id")
+@store_option
+def status(cert_id: str, store: str) -> None:
+    """Show a certificate's timeline from this node's store."""
+    from .errors import UnknownName
+    from .store import Store
+
+    if not _print_timeline(Store(store), cert_id):
+        raise UnknownName("certificate", cert_id, [])
+
+
+def _print_timeline(store: Any, cert_id: str) -> bool:
+    from .timeline import format_timeline, timeline
+
+    rows = timeline([("", store)], cert_id)
+    for line in format_timeline(rows):
+        click.echo(line)
+    return bool(rows)
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--certificates", default=1, show_default=True, type=click.IntRange(1, 1000), help="How many to issue.")
+def demo(certificates: int) -> None:
+    """Two gateways on loopback exchange a certificate over REST; prints the timeline."""
+    from .demo import run_demo
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    ok = asyncio.run(run_demo(certificates, echo=click.echo))
+    sys.exit(0 if ok else 1)

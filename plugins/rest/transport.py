@@ -1,0 +1,226 @@
+"""REST transport: HTTP POST of the rendered certificate; the receipt comes back in the response.
+
+Wire protocol (also described by ``GET /rest/{profile}/openapi.json`` on every gateway):
+
+* ``POST {endpoint}`` where the partner's endpoint is ``…/rest/{profile}/messages``;
+* body: the document in the profile's message format, ``Content-Type`` of that format;
+* headers ``Ibb-Message-Id``, ``Ibb-Sender``, ``Ibb-Receiver`` (entity ids of the profile),
+  and ``Authorization: Bearer …`` when the profile sets ``token``;
+* ``200`` with a JSON receipt, or an RFC 9457 problem document (``4xx``/``5xx``).
+
+Retryable: connection failures, time-outs, ``408``, ``425``, ``429`` and ``5xx``.
+Not retryable: any other ``4xx`` (the partner refused the message as it is).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ibb.core.errors import IbbError, Refused, TransportError
+from ibb.core.gateway import problem_for, read_body
+from ibb.core.model import FieldError
+from ibb.core.secrets import SecretRef
+from ibb.core.transport import Capabilities, InboundHandler, Message, Receipt, Transport
+
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise FieldError(attribute.name, f"must be greater than 0 (got {value})")
+
+
+@attrs.frozen
+class Settings:
+    """``[service_interface.rest]``"""
+
+    timeout: float = attrs.field(default=10.0, validator=_positive)
+    """Seconds allowed for connecting, sending and reading the receipt."""
+    max_body_bytes: int = attrs.field(default=1_048_576, validator=_positive)
+    """Inbound messages larger than this are refused with 413."""
+    token: SecretRef | None = None
+    """Shared bearer token of the profile: sent outbound, required inbound."""
+
+
+class RestTransport(Transport):
+    name = "rest"
+    capabilities = Capabilities(synchronous_receipt=True, inbound_routes=True)
+    Settings = Settings
+
+    def __init__(self, settings: Settings, profile_id: str):
+        super().__init__(settings, profile_id)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def path(self) -> str:
+        return f"/rest/{self.profile_id}/messages"
+
+    def _token(self) -> str | None:
+        return self.settings.token.read_text() if self.settings.token is not None else None
+
+    async def send(self, message: Message, endpoint: str) -> Receipt:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.settings.timeout, limits=httpx.Limits(max_connections=64))
+        headers = {
+            "Content-Type": message.content_type,
+            "Ibb-Message-Id": message.message_id,
+            "Ibb-Sender": message.sender,
+            "Ibb-Receiver": message.receiver,
+        }
+        token = self._token()
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = await self._client.post(endpoint, content=message.body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransportError(f"POST {endpoint}: timed out ({type(exc).__name__})", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise TransportError(f"POST {endpoint}: {type(exc).__name__}: {exc}", retryable=True) from None
+        if response.status_code == 200:
+            try:
+                return Receipt.from_dict(response.json())
+            except ValueError:
+                raise TransportError(f"POST {endpoint}: the receipt is not JSON", retryable=False) from None
+        retryable = response.status_code in RETRYABLE_STATUS or response.status_code >= 500
+        raise TransportError(f"POST {endpoint}: HTTP {response.status_code}: {_problem_text(response)}", retryable=retryable)
+
+    def routes(self, handler: InboundHandler) -> Sequence[Any]:
+        async def receive(request: Request) -> Response:
+            try:
+                self._authorise(request)
+                message = Message(
+                    message_id=_header(request, "ibb-message-id"),
+                    profile_id=self.profile_id,
+                    sender=_header(request, "ibb-sender"),
+                    receiver=_header(request, "ibb-receiver"),
+                    content_type=request.headers.get("content-type", ""),
+                    body=await read_body(request, self.settings.max_body_bytes),
+                )
+                receipt = await handler(message)
+            except IbbError as exc:
+                return problem_for(exc)
+            return JSONResponse(receipt.to_dict())
+
+        async def openapi(request: Request) -> Response:
+            return JSONResponse(openapi_document(self.profile_id, self.settings.token is not None))
+
+        return [
+            Route(self.path, receive, methods=["POST"]),
+            Route(f"/rest/{self.profile_id}/openapi.json", openapi, methods=["GET"]),
+        ]
+
+    def _authorise(self, request: Request) -> None:
+        token = self._token()
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Refused("missing or wrong bearer token", 401)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _header(request: Request, name: str) -> str:
+    value = request.headers.get(name, "").strip()
+    if not value:
+        raise Refused(f"header {name} is required", 400)
+    if len(value) > 200:
+        raise Refused(f"header {name} is longer than 200 characters", 400)
+    return value
+
+
+def _problem_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        return "; ".join(errors) if isinstance(errors, list) and errors else str(body.get("detail", body))[:300]
+    return str(body)[:300]
+
+
+def openapi_document(profile_id: str, with_token: bool) -> dict[str, Any]:
+    """OpenAPI 3.1 description of one profile's inbound REST endpoint."""
+    header = lambda name, text: {"name": name, "in": "header", "required": True, "schema": {"type": "string", "maxLength": 200}, "description": text}  # noqa: E731
+    problem = {"description": "", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": f"ibb inbound REST endpoint, profile {profile_id}", "version": "1"},
+        "paths": {
+            f"/rest/{profile_id}/messages": {
+                "post": {
+                    "summary": "Deliver one certificate of origin",
+                    "operationId": "deliverMessage",
+                    "parameters": [
+                        header("Ibb-Message-Id", "Unique id of this message; a repeated id gets the first receipt again"),
+                        header("Ibb-Sender", "Entity id of the sender in the profile"),
+                        header("Ibb-Receiver", "Entity id of the receiver in the profile"),
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "description": "The certificate in the profile's message format",
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Receipt: the certificate is stored (or was already)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}},
+                        },
+                        **{
+                            str(code): {**problem, "description": text}
+                            for code, text in (
+                                (400, "Missing or malformed envelope header"),
+                                (401, "Missing or wrong bearer token"),
+                                (403, "Sender or receiver is not an entity of the profile"),
+                                (404, "Unknown profile"),
+                                (413, "Body larger than the profile's limit"),
+                                (415, "Content type is not the profile's message format"),
+                                (422, "Invalid certificate or business rule violated"),
+                            )
+                        },
+                    },
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "Receipt": {
+                    "type": "object",
+                    "required": ["message_id", "status", "at"],
+                    "properties": {
+                        "message_id": {"type": "string"},
+                        "status": {"type": "string", "enum": ["received", "refused", "duplicate"]},
+                        "certificate_id": {"type": ["string", "null"]},
+                        "reasons": {"type": "array", "items": {"type": "string"}},
+                        "at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "Problem": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "errors": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            }
+        },
+    }
+    if with_token:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+    return doc

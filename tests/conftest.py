@@ -1,0 +1,142 @@
+"""Shared fixtures. Tests never load third-party plugins: ``Plugins(entrypoints=False)``."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ibb.core.engine import Engine
+from ibb.core.gateway import bind, create_app, make_server
+from ibb.core.plugins import Plugins
+from ibb.core.profile import Profile, load_profile
+from ibb.core.store import Store
+from ibb.profiles import SHIPPED_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+POSTGRES_URL = os.environ.get("IBB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def plugins() -> Plugins:
+    return Plugins(entrypoints=False)
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    path = SHARED / "fixtures"
+    if not path.is_dir():
+        pytest.skip(f"shared fixtures not found at {path} (they sit beside the repository in CI)")
+    return path
+
+
+@pytest.fixture
+def shipped_profile(plugins: Plugins) -> Profile:
+    return load_profile(Path(SHIPPED_DIR) / "kr-cn-eodes.toml", plugins)
+
+
+def _postgres_admin() -> sa.Engine | None:
+    try:
+        engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect():
+            pass
+        return engine
+    except Exception:
+        return None
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[sa.Engine | None]:
+    engine = _postgres_admin()
+    yield engine
+    if engine is not None:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path, postgres_admin: sa.Engine | None) -> Iterator[Callable[[str], Store]]:
+    """Makes fresh, empty stores named by the test: SQLite files, or new PostgreSQL databases."""
+    created: list[Store] = []
+    databases: list[str] = []
+
+    def make(name: str) -> Store:
+        if request.param == "sqlite":
+            store = Store(tmp_path / f"{name}.sqlite")
+        else:
+            if postgres_admin is None:
+                pytest.skip(f"no PostgreSQL reachable at {POSTGRES_URL}")
+            db = f"ibb_test_{uuid.uuid4().hex[:12]}"
+            with postgres_admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
+            databases.append(db)
+            store = Store(postgres_admin.url.set(database=db).render_as_string(hide_password=False))
+        created.append(store)
+        return store
+
+    yield make
+    for store in created:
+        store.close()
+    if postgres_admin is not None:
+        with postgres_admin.connect() as conn:
+            for db in databases:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+
+
+class RunningGateway:
+    """A real gateway (uvicorn) on a free 127.0.0.1 port, run in a thread. The port is taken at creation."""
+
+    def __init__(self) -> None:
+        self.sock = bind("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.engine: Engine | None = None
+
+    def endpoint(self, profile_id: str) -> str:
+        return f"{self.url}/rest/{profile_id}/messages"
+
+    def start(self, engine: Engine, **app_options) -> RunningGateway:
+        self.engine = engine
+        self.server = make_server(create_app(engine, **app_options))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=15)
+        self.sock.close()
+
+
+@pytest.fixture
+def gateway_pair(
+    shipped_profile: Profile, plugins: Plugins, store_factory: Callable[[str], Store]
+) -> Iterator[tuple[RunningGateway, RunningGateway, Profile]]:
+    """Exporting (KR-KCS) and importing (CN-GACC) gateways of the shipped profile, wired to each other."""
+    exporter, importer = RunningGateway(), RunningGateway()
+    profile = shipped_profile.with_endpoint("KR-KCS", exporter.endpoint(shipped_profile.id)).with_endpoint(
+        "CN-GACC", importer.endpoint(shipped_profile.id)
+    )
+    try:
+        exporter.start(Engine({profile.id: profile}, store_factory("kr"), plugins))
+        importer.start(Engine({profile.id: profile}, store_factory("cn"), plugins))
+        yield exporter, importer, profile
+    finally:
+        exporter.stop()
+        importer.stop()
