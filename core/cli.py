@@ -199,6 +199,8 @@ def serve(profile_paths: tuple[str, ...], store: str, host: str, port: int, api_
         raise IbbError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     click.echo(f"ibb gateway on http://{host}:{sock.getsockname()[1]} with profiles {', '.join(sorted(loaded))}", err=True)
     server = make_server(create_app(engine, api_token=token), log_level=log_level)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: make that a clean exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     asyncio.run(server.serve(sockets=[sock]))
 
 

@@ -245,6 +245,9 @@ def error_paths(exc: BaseException, path: str = "$") -> list[str]:
         return [f"{path}: required field is missing"]
     if isinstance(exc, FieldError):
         return [f"{path}.{exc.field_name}: {exc}"]
+    if len(exc.args) > 1 and isinstance(exc.args[1], attrs.Attribute):
+        # attrs' own validators raise (message, attribute, expected, value)
+        return [f"{path}.{exc.args[1].name}: {exc.args[0]}"]
     return [f"{path}: {exc}"]
 
 

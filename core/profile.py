@@ -205,41 +205,30 @@ class _Loader:
         self.problems: list[str] = []
 
     def load(self, raw: dict[str, Any]) -> Profile:
-        # Pass 1: the generic shape, with plugin sections kept as raw tables.
         raw = _reshape(raw)
+        # Pass 1: each plugin section, checked by its plugin, even if the rest is broken.
+        options = self._plugin_section(self.plugins.formats, "Options", raw, "data_cluster", "format", "options",
+                                       "$.data_cluster.format", "$.data_cluster.options")
+        transport = raw.get("service_interface", {}).get("transport") if isinstance(raw.get("service_interface"), dict) else None
+        settings = self._plugin_section(self.plugins.transports, "Settings", raw, "service_interface", "transport", "settings",
+                                        "$.service_interface.transport", f"$.service_interface.{transport}")
+        rules = raw.get("rules") if isinstance(raw.get("rules"), list) else []
+        params = [
+            self._plugin_section(self.plugins.rules, "Params", {"r": spec}, "r", "rule", "params", f"$.rules[{i}].rule", f"$.rules[{i}]")
+            for i, spec in enumerate(rules)
+        ]
+        # Pass 2: the generic shape (plugin sections pass through as raw tables).
         try:
             profile = self.converter.structure(raw, Profile)
         except Exception as exc:
             self.problems.extend(error_paths(exc))
             raise ProfileError(self.problems, self.source) from None
-        # Pass 2: plugin names and their own settings.
         profile = attrs.evolve(
             profile,
             source=self.source,
-            data_cluster=attrs.evolve(
-                profile.data_cluster,
-                options=self._plugin_section(
-                    self.plugins.formats, profile.data_cluster.format, "Options",
-                    profile.data_cluster.options, "$.data_cluster.format", "$.data_cluster.options",
-                ),
-            ),
-            service_interface=attrs.evolve(
-                profile.service_interface,
-                settings=self._plugin_section(
-                    self.plugins.transports, profile.service_interface.transport, "Settings",
-                    profile.service_interface.settings, "$.service_interface.transport",
-                    f"$.service_interface.{profile.service_interface.transport}",
-                ),
-            ),
-            rules=tuple(
-                attrs.evolve(
-                    spec,
-                    params=self._plugin_section(
-                        self.plugins.rules, spec.rule, "Params", spec.params, f"$.rules[{i}].rule", f"$.rules[{i}]"
-                    ),
-                )
-                for i, spec in enumerate(profile.rules)
-            ),
+            data_cluster=attrs.evolve(profile.data_cluster, options=options),
+            service_interface=attrs.evolve(profile.service_interface, settings=settings),
+            rules=tuple(attrs.evolve(spec, params=p) for spec, p in zip(profile.rules, params)),
         )
         # Pass 3: cross-references between sections.
         self._check_references(profile)
@@ -247,15 +236,24 @@ class _Loader:
             raise ProfileError(self.problems, self.source)
         return profile
 
-    def _plugin_section(self, registry: Any, name: str, attr: str, data: Any, name_path: str, data_path: str) -> Any:
+    def _plugin_section(self, registry: Any, attr: str, raw: dict[str, Any], section: str, name_key: str,
+                        data_key: str, name_path: str, data_path: str) -> Any:
+        """Structure one plugin's own table with the class the plugin declares (``Options``, ``Settings``, ``Params``)."""
+        table = raw.get(section)
+        name = table.get(name_key) if isinstance(table, dict) else None
+        if not isinstance(name, str):
+            return None  # missing or malformed: reported by pass 2
         try:
             plugin_cls = registry.get(name)
         except IbbError as exc:
             self.problems.append(f"{name_path}: {exc}")
             return None
-        options_cls = getattr(plugin_cls, attr)
+        data = table.get(data_key)
+        if data is not None and not isinstance(data, dict):
+            self.problems.append(f"{data_path}: expected a table")
+            return None
         try:
-            return self.converter.structure(data or {}, options_cls)
+            return self.converter.structure(data or {}, getattr(plugin_cls, attr))
         except Exception as exc:
             self.problems.extend(error_paths(exc, data_path))
             return None

@@ -125,6 +125,11 @@ class RunningGateway:
 
 
 @pytest.fixture
+def gateway_class() -> type[RunningGateway]:
+    return RunningGateway
+
+
+@pytest.fixture
 def gateway_pair(
     shipped_profile: Profile, plugins: Plugins, store_factory: Callable[[str], Store]
 ) -> Iterator[tuple[RunningGateway, RunningGateway, Profile]]:

@@ -1,0 +1,927 @@
+"""The ``uncefact-json`` message format: UN/CEFACT JSON "Preferential CoO" (D23B).
+
+The wire document is an instance of the UN/CEFACT JSON Schema 2020-12 snapshot
+``BuyShipPay/D23B/PreferentialCoO``: a root object with ``exchangedDocument`` (the
+document header) and ``specifiedConsignment`` (one consignment: parties, transport,
+goods). The snapshot is small: a trade party carries only an identifier, a trade
+product only its HS classification and origin country, and several code lists hold
+a single value (country ``DE``, package type ``SS``, transport mode ``1``...). Every
+object of the schema accepts extension members whose names start with ``x-``
+(``extensibleType``); canonical fields without a standard slot travel there, named
+after the UN/CEFACT core component they stand for where one exists.
+
+Mapping (``SC`` = ``specifiedConsignment[0]``, ``ITEM`` = ``SC.includedConsignmentItem[i]``,
+``LINE`` = ``ITEM.includedTradeLineItem[0]``, ``PROD`` = ``LINE.specifiedTradeProduct[0]``,
+``PKG`` = ``LINE.physicalReferencedLogisticsPackage[0]``, ``AUTH`` =
+``exchangedDocument.firstSignatoryDocumentAuthentication``; ``x-`` marks an extension)::
+
+    canonical field                UN/CEFACT JSON path
+    -----------------------------  ------------------------------------------------------------
+    (constant "864")               exchangedDocument.typeCode.content  (preference CoO)
+    id                             exchangedDocument.id.content
+    type                           exchangedDocument.x-certificateType  (absent: "preferential")
+    issue_date                     exchangedDocument.issueDateTime  ("YYYY-MM-DDT00:00:00Z")
+    issue_place                    AUTH.issueLogisticsLocation.id[0].content
+    certification.date             AUTH.actualDateTime  ("YYYY-MM-DDT00:00:00Z")
+    certification.place            AUTH.x-place
+    certification.signatory        AUTH.x-signatory
+    certification.text             AUTH.x-statement
+    valid_until                    exchangedDocument.x-validUntil  (ISO date)
+    status                         exchangedDocument.x-status
+    remarks                        exchangedDocument.x-remarks
+    exporter_declaration           exchangedDocument.x-exporterDeclaration {place, date, signatory, text}
+    signatures[]                   exchangedDocument.x-signatures[] {role, signer, signedAt}
+    issuing_authority              exchangedDocument.issuer                       (a PARTY)
+    exporter                       SC.consignor                                   (a PARTY)
+    importer                       SC.consignee                                   (a PARTY)
+    producers[]                    SC.associated[]                                (PARTYs)
+      PARTY.id                       .id[0].content
+      PARTY.name                     .x-name
+      PARTY.country                  .x-countryId
+      PARTY.address                  .x-postalTradeAddress {countryId, lineOne, cityName, postcode}
+    agreement                      SC.applicableCrossBorderRegulatoryProcedure[0].freeTradeAgreementName.content
+    export_country                 SC.x-exportCountryId
+    import_country                 SC.x-importCountryId
+    transport (present)            SC.mainCarriageLogisticsTransportMovement[0]  (an object, maybe empty)
+    transport.mode                 SC.mainCarriageLogisticsTransportMovement[0].x-mode
+                                     (read fallback: .modeCode.content)
+    transport.means                SC.mainCarriageLogisticsTransportMovement[0].usedLogisticsTransportMeans.name.content
+                                     (read fallback: the movement's .id.content)
+    transport.departure_date       SC.mainCarriageLogisticsTransportMovement[0].x-departureDate
+    transport.loading_place        SC.loadingLogisticsLocation.id[0].content
+    transport.discharge_place      SC.unloadingLogisticsLocation.id[0].content
+    items[i]                       ITEM, with exactly one LINE and one PROD
+    items[i].sequence              ITEM.id[0].content  (absent: position + 1)
+    items[i].gross_mass_kg         ITEM.x-grossWeightMeasure {content, unitCode "KGM"}
+    items[i].hs_code               PROD.designatedProductClassification[0].classCode.content
+                                     (listAgencyId "1": CCC, the WCO, keeper of the HS)
+    items[i].description           PROD.x-description
+    items[i].origin_criterion      PROD.x-originCriterion
+    items[i].origin_country        PROD.originTradeCountry[0] = "https://vocabulary.uncefact.org/CountryId#KR"
+                                     (read also: {"id": [{"content": "KR"}]})
+    items[i].package_count         PKG.itemQuantity.content  (PKG.levelCode is "1", the only allowed value)
+    items[i].package_kind          PKG.x-packageKind  (read fallback: PKG.typeCode.content);
+                                     without a package count: LINE.x-packageKind
+    items[i].marks                 PKG.physicalLogisticsShippingMarks[0].marking[0].content;
+                                     without a package count: LINE.x-marks
+    items[i].quantity, quantity_unit  LINE.x-quantity {content, unitCode}
+    items[i].invoice_number, _date    LINE.x-invoice {id, issueDate}
+    items[i].fob_value, currency      LINE.x-fobValue {content, currencyId}
+
+Why extensions where the snapshot has an element: the D23B code lists of
+``countryIdType`` (only ``DE``), ``packageTypeCodeType`` (only ``SS``) and
+``transportModeCodeType`` (only ``1``) reject real values, so origin countries are
+sent as UN/CEFACT vocabulary URIs (the schema's ``resourceType`` alternative of
+``originTradeCountry``), and package kind and transport mode as extensions; the
+standard elements are still read from documents written by others.
+
+Decimals are written as plain decimal strings (``format(d, "f")``), dates as ISO
+dates. Schema validation (``Options.schema`` or ``$IBB_UNCEFACT_SCHEMA``) uses the
+real schema file; without one, parsing checks the structure of every field it reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+from ibb.core.errors import CertificateError
+from ibb.core.formats import MessageFormat
+from ibb.core.model import (
+    Address,
+    Certificate,
+    Declaration,
+    FieldError,
+    GoodsItem,
+    Party,
+    SignatureInfo,
+    TransportDetails,
+)
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+
+hookimpl = pluggy.HookimplMarker("ibb")
+
+SCHEMA_ENV = "IBB_UNCEFACT_SCHEMA"
+"""Environment variable naming the schema file when ``Options.schema`` is not set."""
+
+DOCUMENT_TYPE = "864"
+"""UNTDID 1001 "Preference certificate of origin"."""
+HS_LIST_AGENCY = "1"
+"""UNTDID 3055 agency "CCC" (Customs Co-operation Council, now the WCO): keeper of the HS."""
+PACKAGE_LEVEL = "1"
+"""UNTDID 7075 packaging level: the only value the D23B snapshot allows; required with a package."""
+COUNTRY_URI = "https://vocabulary.uncefact.org/CountryId#"
+_COUNTRY_REF = re.compile(r"(?:https?://vocabulary\.uncefact\.org/|unece:)CountryId#([A-Z]{2})")
+_DECIMAL = re.compile(r"[+-]?\d*\.?\d+")
+_DIGITS = re.compile(r"\d+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SIMPLE_KEY = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")  # same rule as jsonschema's ``json_path``
+MAX_ERROR_LINES = 20
+MAX_MESSAGE_CHARS = 200
+
+
+@attrs.frozen
+class Options:
+    """``[data_cluster.options]`` of the ``uncefact-json`` format."""
+
+    schema: str | None = None
+    """Path of the UN/CEFACT PreferentialCoO D23B JSON schema to validate against.
+
+    Default: the file named by ``$IBB_UNCEFACT_SCHEMA``; neither set: no schema
+    validation, only the structural check of the fields ibb reads."""
+    max_bytes: int = attrs.field(default=5_000_000, validator=attrs.validators.gt(0))
+    """Largest message ``parse`` accepts."""
+
+
+class UncefactJson(MessageFormat):
+    """Certificates as UN/CEFACT JSON Preferential CoO (D23B) documents; see the module docstring."""
+
+    name = "uncefact-json"
+    content_type = "application/json"
+    Options = Options
+
+    def __init__(self, options: Options | None = None):
+        super().__init__(options)
+        self.schema_path: str | None = self.options.schema or os.environ.get(SCHEMA_ENV) or None
+        self.validator: Validator | None = _load_validator(self.schema_path) if self.schema_path else None
+
+    def render(self, certificate: Certificate) -> bytes:
+        """The certificate as UTF-8 JSON; validated against the schema when one is configured."""
+        document = _render_document(certificate)
+        if self.validator is not None:
+            problems = schema_errors(self.validator, document)
+            if problems:
+                raise CertificateError([f"rendered document breaks the schema: {p}" for p in problems])
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def parse(self, data: bytes) -> Certificate:
+        """The certificate in a UN/CEFACT JSON document; :class:`CertificateError` on any problem."""
+        document = self.decode(data)
+        if self.validator is not None:
+            problems = schema_errors(self.validator, document)
+            if problems:
+                raise CertificateError(problems)
+        reader = _Reader()
+        certificate = reader.certificate(document)
+        if reader.errors or certificate is None:
+            raise CertificateError(_cap(reader.errors or ["$: not a certificate of origin"]))
+        return certificate
+
+    def decode(self, data: bytes | bytearray | memoryview | str) -> dict[str, Any]:
+        """Size check, JSON decoding and the root type check."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise CertificateError([f"$: expected bytes, got {type(data).__name__}"])
+        size = len(data)
+        if size > self.options.max_bytes:
+            raise CertificateError([f"$: message of {size} bytes exceeds the limit of {self.options.max_bytes} bytes"])
+        try:
+            document = json.loads(bytes(data), parse_constant=_reject_constant)
+        except RecursionError:
+            raise CertificateError(["$: not valid JSON (nested too deeply)"]) from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many digits, NaN
+            raise CertificateError([f"$: not valid JSON ({exc})"]) from None
+        if not isinstance(document, dict):
+            raise CertificateError([f"$: expected a JSON object (a UN/CEFACT Preferential CoO document), got {_kind(document)}"])
+        return document
+
+
+@hookimpl
+def ibb_register_formats(register: Any) -> None:
+    register("uncefact-json", UncefactJson)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _load_validator(path: str) -> Validator:
+    """A Draft 2020-12 validator for the schema file at ``path``, compiled once."""
+    from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema.exceptions import SchemaError
+
+    file = Path(path)
+    if not file.is_file():
+        raise CertificateError([f"schema file not found: {path}"])
+    try:
+        schema = json.loads(file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CertificateError([f"schema file {path}: cannot be read as JSON ({exc})"]) from None
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise CertificateError([f"schema file {path}: not a JSON Schema 2020-12 ({exc.message})"]) from None
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def schema_errors(validator: Validator, document: Any) -> list[str]:
+    """Every schema violation as a ``$.json.path: message`` line, at most ``MAX_ERROR_LINES``."""
+    lines: list[str] = []
+    for error in sorted(validator.iter_errors(document), key=_document_order):
+        for leaf in _leaves(error):
+            line = f"{leaf.json_path}: {_schema_message(leaf)}"
+            if line not in lines:
+                lines.append(line)
+    return _cap(lines)
+
+
+def _document_order(error: ValidationError) -> list[tuple[int, str]]:
+    return [(0, f"{p:09d}") if isinstance(p, int) else (1, p) for p in error.absolute_path]
+
+
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    """The errors worth showing for ``error``: inside a ``oneOf``, those of the branch meant.
+
+    Each association of the schema is ``oneOf: [object type, URI]``; the branch whose
+    ``type`` does not even match the instance is dropped, and the errors of the
+    remaining branch shown instead of "is not valid under any of the given schemas".
+    """
+    if error.validator not in ("oneOf", "anyOf") or not error.context or _is_code_list(error):
+        return [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    meant = [
+        subs for subs in branches.values()
+        if not any(s.validator == "type" and not s.relative_path for s in subs)
+    ]
+    if len(meant) != 1:
+        return [error]
+    return [leaf for sub in sorted(meant[0], key=_document_order) for leaf in _leaves(sub)]
+
+
+def _is_code_list(error: ValidationError) -> bool:
+    options = error.validator_value
+    return isinstance(options, list) and all(isinstance(o, dict) and "const" in o for o in options)
+
+
+def _schema_message(error: ValidationError) -> str:
+    if _is_code_list(error):
+        allowed = [o["const"] for o in error.validator_value]
+        shown = ", ".join(repr(a) for a in allowed[:8]) + (", ..." if len(allowed) > 8 else "")
+        message = f"{error.instance!r} is not in the code list ({shown})"
+    else:
+        message = error.message
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+    return message
+
+
+def _cap(lines: list[str]) -> list[str]:
+    if len(lines) <= MAX_ERROR_LINES:
+        return lines
+    return [*lines[: MAX_ERROR_LINES - 1], f"... and {len(lines) - MAX_ERROR_LINES + 1} more problems"]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# --------------------------------------------------------------------------- render
+
+
+def _render_document(cert: Certificate) -> dict[str, Any]:
+    header: dict[str, Any] = {
+        "id": {"content": cert.id},
+        "typeCode": {"content": DOCUMENT_TYPE},
+        "issueDateTime": _midnight(cert.issue_date),
+        "firstSignatoryDocumentAuthentication": _authentication(cert),
+        "issuer": _party(cert.issuing_authority),
+        "x-certificateType": cert.type,
+        "x-validUntil": cert.valid_until.isoformat(),
+        "x-status": cert.status,
+    }
+    if cert.remarks is not None:
+        header["x-remarks"] = cert.remarks
+    if cert.exporter_declaration is not None:
+        header["x-exporterDeclaration"] = _declaration(cert.exporter_declaration)
+    if cert.signatures:
+        header["x-signatures"] = [_signature(s, f"$.signatures[{i}]") for i, s in enumerate(cert.signatures)]
+
+    consignment: dict[str, Any] = {
+        "consignor": _party(cert.exporter),
+        "consignee": _party(cert.importer),
+        "includedConsignmentItem": [_item(item, f"$.items[{i}]") for i, item in enumerate(cert.items)],
+    }
+    if cert.producers:
+        consignment["associated"] = [_party(p) for p in cert.producers]
+    consignment["applicableCrossBorderRegulatoryProcedure"] = [{"freeTradeAgreementName": {"content": cert.agreement}}]
+    if cert.transport is not None:
+        consignment.update(_transport(cert.transport))
+    consignment["x-exportCountryId"] = cert.export_country
+    consignment["x-importCountryId"] = cert.import_country
+    return {"exchangedDocument": header, "specifiedConsignment": [consignment]}
+
+
+def _authentication(cert: Certificate) -> dict[str, Any]:
+    auth: dict[str, Any] = {"issueLogisticsLocation": {"id": [{"content": cert.issue_place}]}}
+    certification = cert.certification
+    if certification is not None:
+        auth["actualDateTime"] = _midnight(certification.date)
+        auth["x-place"] = certification.place
+        auth["x-signatory"] = certification.signatory
+        if certification.text is not None:
+            auth["x-statement"] = certification.text
+    return auth
+
+
+def _party(party: Party) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if party.id is not None:
+        out["id"] = [{"content": party.id}]
+    out["x-name"] = party.name
+    out["x-countryId"] = party.country
+    if party.address is not None:
+        address = {
+            "countryId": party.address.country,
+            "lineOne": party.address.line,
+            "cityName": party.address.city,
+            "postcode": party.address.postcode,
+        }
+        out["x-postalTradeAddress"] = {k: v for k, v in address.items() if v is not None}
+    return out
+
+
+def _declaration(declaration: Declaration) -> dict[str, Any]:
+    out = {"place": declaration.place, "date": declaration.date.isoformat(), "signatory": declaration.signatory}
+    if declaration.text is not None:
+        out["text"] = declaration.text
+    return out
+
+
+def _signature(signature: SignatureInfo, where: str) -> dict[str, Any]:
+    if signature.signed_at.tzinfo is None:
+        raise CertificateError([f"{where}.signed_at: {signature.signed_at.isoformat()} has no time zone offset"])
+    return {"role": signature.role, "signer": signature.signer, "signedAt": signature.signed_at.isoformat()}
+
+
+def _transport(transport: TransportDetails) -> dict[str, Any]:
+    movement: dict[str, Any] = {}
+    if transport.means is not None:
+        movement["usedLogisticsTransportMeans"] = {"name": {"content": transport.means}}
+    if transport.mode is not None:
+        movement["x-mode"] = transport.mode
+    if transport.departure_date is not None:
+        movement["x-departureDate"] = transport.departure_date.isoformat()
+    out: dict[str, Any] = {"mainCarriageLogisticsTransportMovement": [movement]}
+    if transport.discharge_place is not None:
+        out["unloadingLogisticsLocation"] = {"id": [{"content": transport.discharge_place}]}
+    if transport.loading_place is not None:
+        out["loadingLogisticsLocation"] = {"id": [{"content": transport.loading_place}]}
+    return out
+
+
+def _item(item: GoodsItem, where: str) -> dict[str, Any]:
+    product: dict[str, Any] = {
+        "designatedProductClassification": [{"classCode": {"content": item.hs_code, "listAgencyId": HS_LIST_AGENCY}}],
+        "originTradeCountry": [COUNTRY_URI + item.origin_country],
+        "x-description": item.description,
+        "x-originCriterion": item.origin_criterion,
+    }
+    line: dict[str, Any] = {"specifiedTradeProduct": [product]}
+    if item.package_count is not None:
+        package: dict[str, Any] = {
+            "itemQuantity": {"content": str(item.package_count)},
+            "levelCode": {"content": PACKAGE_LEVEL},
+        }
+        if item.marks is not None:
+            package["physicalLogisticsShippingMarks"] = [{"marking": [{"content": item.marks}]}]
+        if item.package_kind is not None:
+            package["x-packageKind"] = item.package_kind
+        line["physicalReferencedLogisticsPackage"] = [package]
+    else:
+        if item.package_kind is not None:
+            line["x-packageKind"] = item.package_kind
+        if item.marks is not None:
+            line["x-marks"] = item.marks
+    if item.quantity is not None or item.quantity_unit is not None:
+        quantity: dict[str, Any] = {}
+        if item.quantity is not None:
+            quantity["content"] = _decimal(item.quantity, f"{where}.quantity")
+        if item.quantity_unit is not None:
+            quantity["unitCode"] = item.quantity_unit
+        line["x-quantity"] = quantity
+    if item.invoice_number is not None or item.invoice_date is not None:
+        invoice: dict[str, Any] = {}
+        if item.invoice_number is not None:
+            invoice["id"] = item.invoice_number
+        if item.invoice_date is not None:
+            invoice["issueDate"] = item.invoice_date.isoformat()
+        line["x-invoice"] = invoice
+    if item.fob_value is not None and item.currency is not None:
+        line["x-fobValue"] = {"content": _decimal(item.fob_value, f"{where}.fob_value"), "currencyId": item.currency}
+
+    consignment_item: dict[str, Any] = {"id": [{"content": str(item.sequence)}], "includedTradeLineItem": [line]}
+    if item.gross_mass_kg is not None:
+        consignment_item["x-grossWeightMeasure"] = {
+            "content": _decimal(item.gross_mass_kg, f"{where}.gross_mass_kg"),
+            "unitCode": "KGM",
+        }
+    return consignment_item
+
+
+def _midnight(day: dt.date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def _decimal(value: Decimal, where: str) -> str:
+    """Plain notation (no exponent), as the UN/CEFACT decimal pattern requires."""
+    if not value.is_finite():
+        raise CertificateError([f"{where}: {value} is not a finite number"])
+    return format(value, "f")
+
+
+# --------------------------------------------------------------------------- parse
+
+
+def _join(path: str, key: str | int) -> str:
+    """``path`` extended by ``key``, written the way jsonschema writes ``json_path``."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _SIMPLE_KEY.fullmatch(key):
+        return f"{path}.{key}"
+    return f"{path}['{key}']"
+
+
+def _kind(value: Any) -> str:
+    """A short description of a JSON value, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+class _Reader:
+    """Reads a certificate out of a decoded document, collecting every problem with its path.
+
+    Each ``read``-style method returns ``None`` when the value is absent or wrong (the
+    latter recorded in ``errors``); builders skip constructing an object once any of its
+    parts failed, so one mistake is reported once.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    # ---- typed accessors
+
+    def value(self, obj: dict[str, Any], key: str, path: str, kinds: tuple[type, ...], what: str, required: bool) -> Any:
+        where = _join(path, key)
+        if key not in obj:
+            if required:
+                self.fail(where, "required field is missing")
+            return None
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            self.fail(where, f"expected {what}, got {_kind(value)}")
+            return None
+        return value
+
+    def object(self, obj: dict[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any] | None:
+        value = self.value(obj, key, path, (dict, str), "an object", required)
+        if isinstance(value, str):  # the schema's resourceType: a URI standing for the object
+            self.fail(_join(path, key), "URI references are not followed; give the object inline")
+            return None
+        return value
+
+    def string(self, obj: dict[str, Any], key: str, path: str, required: bool = False) -> str | None:
+        return self.value(obj, key, path, (str,), "a string", required)
+
+    def content(self, obj: dict[str, Any], key: str, path: str, required: bool = False) -> str | None:
+        """The ``content`` of a text, identifier or code object ``{"content": "..."}``."""
+        holder = self.object(obj, key, path, required)
+        if holder is None:
+            return None
+        return self.string(holder, "content", _join(path, key), required=True)
+
+    def single(self, obj: dict[str, Any], key: str, path: str, required: bool = False, uri: bool = False) -> tuple[Any, str]:
+        """The one element of the array ``obj[key]`` and its path; ibb maps exactly one."""
+        where = _join(path, key)
+        array = self.value(obj, key, path, (list,), "an array", required)
+        if array is None:
+            return None, where
+        if not array:
+            if required:
+                self.fail(where, "must hold one element, it is empty")
+            return None, where
+        if len(array) > 1:
+            self.fail(where, f"holds {len(array)} elements; ibb maps exactly one here")
+            return None, where
+        first = _join(where, 0)
+        element = array[0]
+        if isinstance(element, str) and uri:
+            return element, first
+        if isinstance(element, str):
+            self.fail(first, "URI references are not followed; give the object inline")
+            return None, first
+        if not isinstance(element, dict):
+            self.fail(first, f"expected an object, got {_kind(element)}")
+            return None, first
+        return element, first
+
+    def first_id(self, obj: dict[str, Any], path: str, required: bool = False) -> str | None:
+        """``obj.id[0].content``: the identifier of a party, location or consignment item."""
+        element, where = self.single(obj, "id", path, required)
+        if element is None:
+            return None
+        return self.string(element, "content", where, required=True)
+
+    def date(self, obj: dict[str, Any], key: str, path: str, required: bool = False) -> dt.date | None:
+        text = self.string(obj, key, path, required)
+        if text is None:
+            return None
+        try:
+            if not _DATE.fullmatch(text):
+                raise ValueError
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            self.fail(_join(path, key), f"{text!r} is not an ISO date (YYYY-MM-DD)")
+            return None
+
+    def date_of_datetime(self, obj: dict[str, Any], key: str, path: str, required: bool = False) -> dt.date | None:
+        """The calendar date of a date-time, in the time zone it is written in."""
+        moment = self.datetime(obj, key, path, required, offset=False)
+        return moment.date() if moment is not None else None
+
+    def datetime(self, obj: dict[str, Any], key: str, path: str, required: bool = False, offset: bool = True) -> dt.datetime | None:
+        text = self.string(obj, key, path, required)
+        if text is None:
+            return None
+        try:
+            if not _DATE.match(text) or "T" not in text:
+                raise ValueError
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(_join(path, key), f"{text!r} is not an ISO date-time (YYYY-MM-DDThh:mm:ss+hh:mm)")
+            return None
+        if offset and moment.tzinfo is None:
+            self.fail(_join(path, key), f"{text!r} has no time zone offset")
+            return None
+        return moment
+
+    def decimal(self, obj: dict[str, Any], key: str, path: str, required: bool = False) -> Decimal | None:
+        text = self.string(obj, key, path, required)
+        if text is None:
+            return None
+        if not _DECIMAL.fullmatch(text):
+            self.fail(_join(path, key), f"{text!r} is not a decimal number (like 1234.50)")
+            return None
+        try:
+            return Decimal(text)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+            self.fail(_join(path, key), f"{text!r} is not a decimal number")
+            return None
+
+    def build(self, cls: type, fields: dict[str, tuple[Any, str]], path: str) -> Any:
+        """``cls(**values)``, the model's complaints reported at the wire path of the field.
+
+        ``fields`` maps each keyword to ``(value, wire path)``; ``None`` values are left
+        out so the model's defaults apply.
+        """
+        kwargs = {name: value for name, (value, _) in fields.items() if value is not None}
+        try:
+            return cls(**kwargs)
+        except FieldError as exc:
+            self.fail(fields.get(exc.field_name, (None, path))[1], str(exc))
+        except (ValueError, TypeError) as exc:
+            if len(exc.args) > 1 and isinstance(exc.args[1], attrs.Attribute):
+                name = exc.args[1].name
+                self.fail(fields.get(name, (None, path))[1], str(exc.args[0]))
+            else:
+                self.fail(path, str(exc))
+        return None
+
+    # ---- the model
+
+    def certificate(self, doc: dict[str, Any]) -> Certificate | None:
+        mark = len(self.errors)
+        header = self.object(doc, "exchangedDocument", "$", required=True)
+        consignment, sc = self.single(doc, "specifiedConsignment", "$", required=True)
+        if header is None or consignment is None:
+            return None
+        h = "$.exchangedDocument"
+
+        type_code = self.content(header, "typeCode", h)
+        if type_code is not None and type_code != DOCUMENT_TYPE:
+            self.fail(f"{h}.typeCode.content", f"{type_code!r} is not {DOCUMENT_TYPE!r} (preference certificate of origin)")
+        auth_path = _join(h, "firstSignatoryDocumentAuthentication")
+        auth = self.object(header, "firstSignatoryDocumentAuthentication", h, required=True)
+        issue_place = certification = None
+        if auth is not None:
+            location = self.object(auth, "issueLogisticsLocation", auth_path, required=True)
+            if location is not None:
+                issue_place = self.first_id(location, _join(auth_path, "issueLogisticsLocation"), required=True)
+            certification = self.certification(auth, auth_path)
+        issuer = self.party_at(header, "issuer", h)
+        declaration = None
+        if "x-exporterDeclaration" in header:
+            decl = self.object(header, "x-exporterDeclaration", h)
+            if decl is not None:
+                declaration = self.declaration(decl, _join(h, "x-exporterDeclaration"))
+        signatures = self.signatures(header, h)
+
+        agreement = None
+        procedure, proc_path = self.single(consignment, "applicableCrossBorderRegulatoryProcedure", sc, required=True)
+        if procedure is not None:
+            agreement = self.content(procedure, "freeTradeAgreementName", proc_path, required=True)
+        exporter = self.party_at(consignment, "consignor", sc)
+        importer = self.party_at(consignment, "consignee", sc)
+        producers = self.producers(consignment, sc)
+        transport = self.transport(consignment, sc)
+        items = self.items(consignment, sc)
+
+        fields: dict[str, tuple[Any, str]] = {
+            "id": (self.content(header, "id", h, required=True), f"{h}.id.content"),
+            "type": (self.string(header, "x-certificateType", h) or "preferential", _join(h, "x-certificateType")),
+            "agreement": (agreement, f"{proc_path}.freeTradeAgreementName.content"),
+            "issue_date": (self.date_of_datetime(header, "issueDateTime", h, required=True), f"{h}.issueDateTime"),
+            "issue_place": (issue_place, f"{auth_path}.issueLogisticsLocation.id[0].content"),
+            "valid_until": (self.date(header, "x-validUntil", h, required=True), _join(h, "x-validUntil")),
+            "status": (self.string(header, "x-status", h), _join(h, "x-status")),
+            "remarks": (self.string(header, "x-remarks", h), _join(h, "x-remarks")),
+            "exporter": (exporter, f"{sc}.consignor"),
+            "importer": (importer, f"{sc}.consignee"),
+            "issuing_authority": (issuer, f"{h}.issuer"),
+            "export_country": (self.string(consignment, "x-exportCountryId", sc, required=True), _join(sc, "x-exportCountryId")),
+            "import_country": (self.string(consignment, "x-importCountryId", sc, required=True), _join(sc, "x-importCountryId")),
+            "items": (items, f"{sc}.includedConsignmentItem"),
+            "producers": (producers, f"{sc}.associated"),
+            "transport": (transport, f"{sc}.mainCarriageLogisticsTransportMovement"),
+            "exporter_declaration": (declaration, _join(h, "x-exporterDeclaration")),
+            "certification": (certification, auth_path),
+            "signatures": (signatures, _join(h, "x-signatures")),
+        }
+        if len(self.errors) > mark:
+            return None
+        return self.build(Certificate, fields, "$")
+
+    def party_at(self, obj: dict[str, Any], key: str, path: str) -> Party | None:
+        party = self.object(obj, key, path, required=True)
+        return self.party(party, _join(path, key)) if party is not None else None
+
+    def party(self, obj: dict[str, Any], path: str) -> Party | None:
+        mark = len(self.errors)
+        address = None
+        address_path = _join(path, "x-postalTradeAddress")
+        address_obj = self.object(obj, "x-postalTradeAddress", path)
+        if address_obj is not None:
+            address = self.build(Address, {
+                "country": (self.string(address_obj, "countryId", address_path, required=True), f"{address_path}.countryId"),
+                "line": (self.string(address_obj, "lineOne", address_path), f"{address_path}.lineOne"),
+                "city": (self.string(address_obj, "cityName", address_path), f"{address_path}.cityName"),
+                "postcode": (self.string(address_obj, "postcode", address_path), f"{address_path}.postcode"),
+            }, address_path) if len(self.errors) == mark else None
+        fields = {
+            "name": (self.string(obj, "x-name", path, required=True), _join(path, "x-name")),
+            "country": (self.string(obj, "x-countryId", path, required=True), _join(path, "x-countryId")),
+            "id": (self.first_id(obj, path), f"{path}.id[0].content"),
+            "address": (address, address_path),
+        }
+        return self.build(Party, fields, path) if len(self.errors) == mark else None
+
+    def producers(self, consignment: dict[str, Any], sc: str) -> tuple[Party, ...] | None:
+        parties = self.value(consignment, "associated", sc, (list,), "an array", required=False) or []
+        where = f"{sc}.associated"
+        out = []
+        for i, element in enumerate(parties):
+            if isinstance(element, dict):
+                party = self.party(element, _join(where, i))
+                if party is not None:
+                    out.append(party)
+            else:
+                self.fail(_join(where, i), f"expected an object, got {_kind(element)}")
+        return tuple(out)
+
+    def declaration(self, obj: dict[str, Any], path: str) -> Declaration | None:
+        mark = len(self.errors)
+        fields = {
+            "place": (self.string(obj, "place", path, required=True), f"{path}.place"),
+            "date": (self.date(obj, "date", path, required=True), f"{path}.date"),
+            "signatory": (self.string(obj, "signatory", path, required=True), f"{path}.signatory"),
+            "text": (self.string(obj, "text", path), f"{path}.text"),
+        }
+        return self.build(Declaration, fields, path) if len(self.errors) == mark else None
+
+    def certification(self, auth: dict[str, Any], path: str) -> Declaration | None:
+        """The authority's certification: date in ``actualDateTime``, the rest in extensions.
+
+        Present when ``x-signatory`` is; an ``actualDateTime`` alone (a document written
+        by others) cannot make a certification and is not read.
+        """
+        if "x-signatory" not in auth:
+            return None
+        mark = len(self.errors)
+        fields = {
+            "place": (self.string(auth, "x-place", path, required=True), _join(path, "x-place")),
+            "date": (self.date_of_datetime(auth, "actualDateTime", path, required=True), f"{path}.actualDateTime"),
+            "signatory": (self.string(auth, "x-signatory", path, required=True), _join(path, "x-signatory")),
+            "text": (self.string(auth, "x-statement", path), _join(path, "x-statement")),
+        }
+        return self.build(Declaration, fields, path) if len(self.errors) == mark else None
+
+    def signatures(self, header: dict[str, Any], h: str) -> tuple[SignatureInfo, ...] | None:
+        where = _join(h, "x-signatures")
+        entries = self.value(header, "x-signatures", h, (list,), "an array", required=False) or []
+        out = []
+        for i, entry in enumerate(entries):
+            path = _join(where, i)
+            if not isinstance(entry, dict):
+                self.fail(path, f"expected an object, got {_kind(entry)}")
+                continue
+            mark = len(self.errors)
+            fields = {
+                "role": (self.string(entry, "role", path, required=True), f"{path}.role"),
+                "signer": (self.string(entry, "signer", path, required=True), f"{path}.signer"),
+                "signed_at": (self.datetime(entry, "signedAt", path, required=True), f"{path}.signedAt"),
+            }
+            if len(self.errors) == mark:
+                signature = self.build(SignatureInfo, fields, path)
+                if signature is not None:
+                    out.append(signature)
+        return tuple(out)
+
+    def transport(self, consignment: dict[str, Any], sc: str) -> TransportDetails | None:
+        keys = ("mainCarriageLogisticsTransportMovement", "loadingLogisticsLocation", "unloadingLogisticsLocation")
+        if not any(k in consignment for k in keys):
+            return None
+        mark = len(self.errors)
+        mode = means = departure = None
+        movement, mp = self.single(consignment, "mainCarriageLogisticsTransportMovement", sc)
+        if movement is not None:
+            mode = self.string(movement, "x-mode", mp) if "x-mode" in movement else self.content(movement, "modeCode", mp)
+            vehicle = self.object(movement, "usedLogisticsTransportMeans", mp)
+            if vehicle is not None:
+                means = self.content(vehicle, "name", _join(mp, "usedLogisticsTransportMeans"))
+            if means is None and "id" in movement:
+                means = self.content(movement, "id", mp)
+            departure = self.date(movement, "x-departureDate", mp)
+        places = {}
+        for key in ("loadingLogisticsLocation", "unloadingLogisticsLocation"):
+            location = self.object(consignment, key, sc)
+            places[key] = self.first_id(location, _join(sc, key), required=True) if location is not None else None
+        fields = {
+            "mode": (mode, _join(mp, "x-mode")),
+            "means": (means, f"{mp}.usedLogisticsTransportMeans.name.content"),
+            "departure_date": (departure, _join(mp, "x-departureDate")),
+            "loading_place": (places["loadingLogisticsLocation"], f"{sc}.loadingLogisticsLocation.id[0].content"),
+            "discharge_place": (places["unloadingLogisticsLocation"], f"{sc}.unloadingLogisticsLocation.id[0].content"),
+        }
+        return self.build(TransportDetails, fields, sc) if len(self.errors) == mark else None
+
+    def items(self, consignment: dict[str, Any], sc: str) -> tuple[GoodsItem, ...] | None:
+        where = _join(sc, "includedConsignmentItem")
+        elements = self.value(consignment, "includedConsignmentItem", sc, (list,), "an array", required=True)
+        if elements is None:
+            return None
+        if not elements:
+            self.fail(where, "a certificate needs at least one goods item")
+            return None
+        out = []
+        for i, element in enumerate(elements):
+            path = _join(where, i)
+            if isinstance(element, dict):
+                item = self.item(element, path, position=i + 1)
+                if item is not None:
+                    out.append(item)
+            elif isinstance(element, str):
+                self.fail(path, "URI references are not followed; give the consignment item inline")
+            else:
+                self.fail(path, f"expected an object, got {_kind(element)}")
+        return tuple(out) if len(out) == len(elements) else None
+
+    def item(self, ci: dict[str, Any], path: str, position: int) -> GoodsItem | None:
+        mark = len(self.errors)
+        sequence: int | None = position
+        sequence_text = self.first_id(ci, path)
+        if sequence_text is not None:
+            if _DIGITS.fullmatch(sequence_text):
+                sequence = int(sequence_text)
+            else:
+                self.fail(f"{path}.id[0].content", f"{sequence_text!r} is not a goods item sequence number")
+        gross = None
+        mass = self.object(ci, "x-grossWeightMeasure", path)
+        if mass is not None:
+            mass_path = _join(path, "x-grossWeightMeasure")
+            gross = self.decimal(mass, "content", mass_path, required=True)
+            unit = self.string(mass, "unitCode", mass_path)
+            if unit not in (None, "KGM"):
+                self.fail(f"{mass_path}.unitCode", f"{unit!r}: ibb carries gross mass in kilograms ('KGM')")
+
+        line, lp = self.single(ci, "includedTradeLineItem", path, required=True)
+        if line is None:
+            return None
+        product, pp = self.single(line, "specifiedTradeProduct", lp, required=True)
+        hs_code = description = criterion = origin = None
+        hs_path = f"{pp}.designatedProductClassification[0].classCode.content"
+        origin_path = f"{pp}.originTradeCountry[0]"
+        if product is not None:
+            classification, cp = self.single(product, "designatedProductClassification", pp, required=True)
+            if classification is not None:
+                hs_code = self.content(classification, "classCode", cp, required=True)
+            description = self.string(product, "x-description", pp, required=True)
+            criterion = self.string(product, "x-originCriterion", pp, required=True)
+            origin, origin_path = self.origin_country(product, pp)
+
+        count = kind = marks = None
+        kind_path = _join(lp, "x-packageKind")
+        marks_path = _join(lp, "x-marks")
+        count_path = f"{lp}.physicalReferencedLogisticsPackage[0].itemQuantity.content"
+        package, kp = self.single(line, "physicalReferencedLogisticsPackage", lp)
+        if package is not None:
+            count = self.package_count(package, kp)
+            if "x-packageKind" in package:
+                kind, kind_path = self.string(package, "x-packageKind", kp), _join(kp, "x-packageKind")
+            else:
+                kind, kind_path = self.content(package, "typeCode", kp), f"{kp}.typeCode.content"
+            shipping, sp = self.single(package, "physicalLogisticsShippingMarks", kp)
+            if shipping is not None:
+                marking, marks_path = self.single(shipping, "marking", sp, required=True)
+                if marking is not None:
+                    marks = self.string(marking, "content", marks_path, required=True)
+        else:
+            kind = self.string(line, "x-packageKind", lp)
+            marks = self.string(line, "x-marks", lp)
+
+        quantity = unit = None
+        q_path = _join(lp, "x-quantity")
+        q = self.object(line, "x-quantity", lp)
+        if q is not None:
+            quantity = self.decimal(q, "content", q_path)
+            unit = self.string(q, "unitCode", q_path)
+        invoice_number = invoice_date = None
+        inv_path = _join(lp, "x-invoice")
+        invoice = self.object(line, "x-invoice", lp)
+        if invoice is not None:
+            invoice_number = self.string(invoice, "id", inv_path)
+            invoice_date = self.date(invoice, "issueDate", inv_path)
+        fob = currency = None
+        fob_path = _join(lp, "x-fobValue")
+        value = self.object(line, "x-fobValue", lp)
+        if value is not None:
+            fob = self.decimal(value, "content", fob_path, required=True)
+            currency = self.string(value, "currencyId", fob_path, required=True)
+
+        fields = {
+            "sequence": (sequence, f"{path}.id[0].content"),
+            "hs_code": (hs_code, hs_path),
+            "description": (description, _join(pp, "x-description")),
+            "origin_criterion": (criterion, _join(pp, "x-originCriterion")),
+            "origin_country": (origin, origin_path),
+            "package_count": (count, count_path),
+            "package_kind": (kind, kind_path),
+            "marks": (marks, marks_path),
+            "quantity": (quantity, f"{q_path}.content"),
+            "quantity_unit": (unit, f"{q_path}.unitCode"),
+            "gross_mass_kg": (gross, f"{_join(path, 'x-grossWeightMeasure')}.content"),
+            "invoice_number": (invoice_number, f"{inv_path}.id"),
+            "invoice_date": (invoice_date, f"{inv_path}.issueDate"),
+            "fob_value": (fob, f"{fob_path}.content"),
+            "currency": (currency, f"{fob_path}.currencyId"),
+        }
+        return self.build(GoodsItem, fields, path) if len(self.errors) == mark else None
+
+    def package_count(self, package: dict[str, Any], kp: str) -> int | None:
+        count_path = f"{kp}.itemQuantity"
+        quantity = self.object(package, "itemQuantity", kp, required=True)
+        if quantity is None:
+            return None
+        number = self.decimal(quantity, "content", count_path, required=True)
+        if number is None:
+            return None
+        if number != number.to_integral_value():
+            self.fail(f"{count_path}.content", f"{number} packages: a package count is a whole number")
+            return None
+        return int(number)
+
+    def origin_country(self, product: dict[str, Any], pp: str) -> tuple[str | None, str]:
+        """``originTradeCountry[0]``: a UN/CEFACT country URI, or ``{"id": [{"content": "KR"}]}``."""
+        element, where = self.single(product, "originTradeCountry", pp, required=True, uri=True)
+        if element is None:
+            return None, where
+        if isinstance(element, str):
+            match = _COUNTRY_REF.fullmatch(element)
+            if match is None:
+                self.fail(where, f"{element[:80]!r} is not a country reference like '{COUNTRY_URI}KR'")
+                return None, where
+            return match.group(1), where
+        return self.first_id(element, where, required=True), f"{where}.id[0].content"

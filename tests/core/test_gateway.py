@@ -1,0 +1,158 @@
+"""End to end between two real gateways on loopback: issue, deliver over REST, receive, store, receipt.
+
+Also every kind of bad input, each answered with a problem document and leaving the store unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import httpx
+import pytest
+
+from ibb.core.model import certificate_from_dict, certificate_to_dict, certificate_to_json
+from ibb.core.samples import sample_certificate
+
+
+def post_message(gw, profile_id: str, body: bytes, **headers: str) -> httpx.Response:
+    base = {"Content-Type": "application/json", "Ibb-Message-Id": "m-1", "Ibb-Sender": "KR-KCS", "Ibb-Receiver": "CN-GACC"}
+    base.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return httpx.post(f"{gw.url}/rest/{profile_id}/messages", content=body, headers=base, timeout=10)
+
+
+def test_certificate_travels_and_both_sides_record_it(gateway_pair) -> None:
+    exporter, importer, profile = gateway_pair
+    cert = sample_certificate("KR-2026-000001", items=3)
+    r = httpx.post(f"{exporter.url}/api/{profile.id}/certificates", params={"as": "KR-KCS"}, content=certificate_to_json(cert), timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.json() == {"certificate_id": "KR-2026-000001", "status": "delivered"}
+
+    received = importer.engine.store.get(profile.id, cert.id, "inbound")
+    assert received is not None and received.status == "received" and received.partner == "KR-KCS"
+    assert certificate_from_dict(received.document) == attrs.evolve(cert, status="received")
+
+    sent = exporter.engine.store.get(profile.id, cert.id, "outbound")
+    assert sent is not None and sent.status == "delivered" and sent.partner == "CN-GACC"
+    events = exporter.engine.store.events(sent.pk)
+    assert [e.event for e in events] == ["issued", "sent", "delivered"]
+    receipt = events[-1].detail["receipt"]
+    assert receipt["status"] == "received" and receipt["certificate_id"] == cert.id
+    assert receipt["message_id"] == events[1].detail["message_id"]
+    assert [e.event for e in importer.engine.store.events(received.pk)] == ["received"]
+
+
+def test_health_and_openapi(gateway_pair) -> None:
+    _, importer, profile = gateway_pair
+    assert httpx.get(f"{importer.url}/health").json() == {"status": "ok", "profiles": [profile.id]}
+    doc = httpx.get(f"{importer.url}/rest/{profile.id}/openapi.json").json()
+    assert doc["openapi"] == "3.1.0"
+    op = doc["paths"][f"/rest/{profile.id}/messages"]["post"]
+    assert {p["name"] for p in op["parameters"]} == {"Ibb-Message-Id", "Ibb-Sender", "Ibb-Receiver"}
+    assert {"200", "413", "415", "422"} <= set(op["responses"])
+
+
+def test_same_message_twice_is_acknowledged_again_but_stored_once(gateway_pair) -> None:
+    _, importer, profile = gateway_pair
+    body = importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000002"))
+    first = post_message(importer, profile.id, body, Ibb_Message_Id="dup-1")
+    second = post_message(importer, profile.id, body, Ibb_Message_Id="dup-1")
+    assert first.status_code == second.status_code == 200
+    assert first.json() == second.json()
+    assert importer.engine.store.counts() == {"certificates": 1, "events": 1, "messages": 1}
+
+
+def _assert_refused(importer, response: httpx.Response, status: int, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    text = problem["detail"] + " ".join(problem.get("errors", []))
+    assert fragment in text, problem
+    assert importer.engine.store.counts() == {"certificates": 0, "events": 0, "messages": 0}
+
+
+def test_bad_input_gets_a_problem_and_leaves_the_store_unchanged(gateway_pair) -> None:
+    _, importer, profile = gateway_pair
+    fmt = importer.engine.formats[profile.id]
+    good = fmt.render(sample_certificate("KR-2026-000003"))
+    pid = profile.id
+
+    _assert_refused(importer, post_message(importer, pid, b"{not json"), 422, "not valid JSON")
+    broken = json.loads(good)
+    broken["exchangedDocument"]["id"] = 42
+    _assert_refused(importer, post_message(importer, pid, json.dumps(broken).encode()), 422, "$.exchangedDocument")
+    _assert_refused(importer, post_message(importer, pid, good, Content_Type="application/xml"), 415, "is not 'application/json'")
+    _assert_refused(importer, post_message(importer, pid, b"x" * 1_048_577), 413, "exceeds the limit of 1048576 bytes")
+    _assert_refused(importer, post_message(importer, pid, good, Ibb_Sender="XX-NOBODY"), 403, "sender 'XX-NOBODY' is not an entity")
+    _assert_refused(importer, post_message(importer, pid, good, Ibb_Message_Id=""), 400, "header ibb-message-id is required")
+    r = httpx.post(f"{importer.url}/rest/no-such-profile/messages", content=good)
+    assert r.status_code == 404
+
+
+def test_business_rule_violations_are_refused_inbound(gateway_pair) -> None:
+    _, importer, profile = gateway_pair
+    cert = sample_certificate("KR-2026-000004")
+    bad = attrs.evolve(cert, items=(attrs.evolve(cert.items[0], origin_criterion="ZZ"),))
+    body = importer.engine.formats[profile.id].render(bad)
+    _assert_refused(importer, post_message(importer, profile.id, body), 422, "rule origin-criteria: $.items[0].origin_criterion: 'ZZ' is not one of")
+
+
+def test_issue_refuses_rule_violations_and_invalid_json_without_recording(gateway_pair) -> None:
+    exporter, importer, profile = gateway_pair
+    api = f"{exporter.url}/api/{profile.id}/certificates"
+    bad_id = certificate_to_dict(sample_certificate("2026-1"))
+    r = httpx.post(api, params={"as": "KR-KCS"}, content=json.dumps(bad_id))
+    assert r.status_code == 422 and "does not match the pattern" in " ".join(r.json()["errors"])
+    bad_field = certificate_to_dict(sample_certificate("KR-2026-000005"))
+    bad_field["items"][0]["currency"] = "EURO"
+    r = httpx.post(api, params={"as": "KR-KCS"}, content=json.dumps(bad_field))
+    assert r.status_code == 422
+    assert "$.items[0].currency: 'EURO' is not an ISO 4217 currency code" in r.json()["errors"][0]
+    r = httpx.post(api, content=json.dumps(bad_id))
+    assert r.status_code == 400 and "'as'" in r.json()["detail"]
+    assert exporter.engine.store.counts() == {"certificates": 0, "events": 0, "messages": 0}
+    assert importer.engine.store.counts() == {"certificates": 0, "events": 0, "messages": 0}
+
+
+@pytest.mark.anyio
+async def test_partner_down_is_retried_then_recorded_as_failed(shipped_profile, plugins, store_factory) -> None:
+    from ibb.core.engine import Engine
+    from ibb.core.errors import TransportError
+    from ibb.core.gateway import bind
+    from ibb.core.profile import Retry
+
+    closed = bind("127.0.0.1", 0)  # a port nobody listens on once closed
+    port = closed.getsockname()[1]
+    closed.close()
+    profile = shipped_profile.with_endpoint("CN-GACC", f"http://127.0.0.1:{port}/rest/kr-cn-eodes/messages")
+    profile = attrs.evolve(profile, communication=attrs.evolve(profile.communication, retry=Retry(attempts=3, initial_seconds=0.01)))
+    engine = Engine({profile.id: profile}, store_factory("kr"), plugins)
+    with pytest.raises(TransportError, match="ConnectError"):
+        await engine.issue(profile.id, sample_certificate("KR-2026-000006"), "KR-KCS")
+    record = engine.store.get(profile.id, "KR-2026-000006", "outbound")
+    assert record is not None and record.status == "failed"
+    events = [e.event for e in engine.store.events(record.pk)]
+    assert events == ["issued", "sent", "retry", "retry", "failed", "action-failed"]
+    await engine.close()
+
+
+def test_bearer_token_is_sent_and_required(shipped_profile, plugins, store_factory, monkeypatch, gateway_class) -> None:
+    from ibb.core.engine import Engine
+    from ibb.core.secrets import SecretRef
+
+    monkeypatch.setenv("IBB_TEST_REST_TOKEN", "t0ken")
+    settings = attrs.evolve(shipped_profile.service_interface.settings, token=SecretRef("env", "IBB_TEST_REST_TOKEN"))
+    profile = attrs.evolve(shipped_profile, service_interface=attrs.evolve(shipped_profile.service_interface, settings=settings))
+    exporter, importer = gateway_class(), gateway_class()
+    profile = profile.with_endpoint("CN-GACC", importer.endpoint(profile.id))
+    try:
+        exporter.start(Engine({profile.id: profile}, store_factory("kr"), plugins))
+        importer.start(Engine({profile.id: profile}, store_factory("cn"), plugins))
+        body = importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000007"))
+        _assert_refused(importer, post_message(importer, profile.id, body), 401, "bearer token")
+        r = httpx.post(f"{exporter.url}/api/{profile.id}/certificates", params={"as": "KR-KCS"},
+                       content=certificate_to_json(sample_certificate("KR-2026-000007")), timeout=30)
+        assert r.json()["status"] == "delivered"
+    finally:
+        exporter.stop()
+        importer.stop()
