@@ -212,35 +212,86 @@ def cert() -> None:
     """Issue certificates and follow them."""
 
 
+def _engine(profile_paths: tuple[str, ...], store: str) -> Any:
+    from .engine import Engine
+    from .store import Store
+
+    plugins = Plugins()
+    return Engine(_load(profile_paths, plugins), Store(store), plugins)
+
+
+def _run_and_deliver(engine: Any, step: Any, wait: float) -> None:
+    """Run one engine step, then deliver what it queued (bounded by ``wait`` seconds)."""
+    from .outbox import Dispatcher
+
+    async def run() -> None:
+        try:
+            await step()
+            if wait > 0:
+                dispatcher = Dispatcher(engine)
+                if not await dispatcher.drain(wait):
+                    click.echo("note: some messages are still queued; a running gateway on this store will deliver them", err=True)
+        finally:
+            await engine.close()
+
+    asyncio.run(run())
+
+
+wait_option = click.option("--wait", default=30.0, show_default=True, type=float,
+                           help="Seconds to spend delivering queued messages now (0: leave them to the gateway).")
+
+
 @cert.command("issue")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--profile", "profile_id", required=True, help="Profile id.")
 @click.option("--as", "issuer", required=True, help="Entity id (or role) issuing the certificate.")
+@click.option("--replaces", metavar="CERT_ID", help="Id of the certificate this one replaces.")
 @profiles_option
 @store_option
-def cert_issue(file: str, profile_id: str, issuer: str, profile_paths: tuple[str, ...], store: str) -> None:
+@wait_option
+def cert_issue(file: str, profile_id: str, issuer: str, replaces: str | None, profile_paths: tuple[str, ...], store: str, wait: float) -> None:
     """Issue the canonical JSON certificate FILE and run the profile's triggers (e.g. send it)."""
-    from .engine import Engine
     from .model import certificate_from_json
-    from .store import Store
 
     try:
         text = Path(file).read_bytes()
     except OSError as exc:
         raise IbbError(f"{file}: cannot read ({exc.strerror})") from None
     certificate = certificate_from_json(text, source=file)
-    plugins = Plugins()
-    loaded = _load(profile_paths, plugins)
-    engine = Engine(loaded, Store(store), plugins)
+    engine = _engine(profile_paths, store)
+    _run_and_deliver(engine, lambda: engine.issue(profile_id, certificate, issuer, replaces=replaces), wait)
+    _print_timeline(store, certificate.id)
 
-    async def run() -> None:
-        try:
-            await engine.issue(profile_id, certificate, issuer)
-        finally:
-            await engine.close()
 
-    asyncio.run(run())
-    _print_timeline(Store(store), certificate.id)
+@cert.command("cancel")
+@click.argument("cert_id")
+@click.option("--profile", "profile_id", required=True)
+@click.option("--as", "actor", required=True, help="Entity id cancelling.")
+@click.option("--reason", required=True)
+@profiles_option
+@store_option
+@wait_option
+def cert_cancel(cert_id: str, profile_id: str, actor: str, reason: str, profile_paths: tuple[str, ...], store: str, wait: float) -> None:
+    """Cancel an issued certificate and notify the partner (per the profile's triggers)."""
+    engine = _engine(profile_paths, store)
+    _run_and_deliver(engine, lambda: engine.cancel(profile_id, cert_id, actor, reason), wait)
+    _print_timeline(store, cert_id)
+
+
+@cert.command("decide")
+@click.argument("cert_id")
+@click.argument("decision", type=click.Choice(["accepted", "refused"]))
+@click.option("--profile", "profile_id", required=True)
+@click.option("--as", "actor", required=True, help="Entity id deciding (the importing administration).")
+@click.option("--reason", default="")
+@profiles_option
+@store_option
+@wait_option
+def cert_decide(cert_id: str, decision: str, profile_id: str, actor: str, reason: str, profile_paths: tuple[str, ...], store: str, wait: float) -> None:
+    """Record the preference decision on a received certificate and send the feedback."""
+    engine = _engine(profile_paths, store)
+    _run_and_deliver(engine, lambda: engine.decide(profile_id, cert_id, decision, actor, reason), wait)
+    _print_timeline(store, cert_id)
 
 
 @main.command()
@@ -249,19 +300,133 @@ def cert_issue(file: str, profile_id: str, issuer: str, profile_paths: tuple[str
 def status(cert_id: str, store: str) -> None:
     """Show a certificate's timeline from this node's store."""
     from .errors import UnknownName
-    from .store import Store
 
-    if not _print_timeline(Store(store), cert_id):
+    if not _print_timeline(store, cert_id):
         raise UnknownName("certificate", cert_id, [])
 
 
-def _print_timeline(store: Any, cert_id: str) -> bool:
+def _print_timeline(store: str, cert_id: str) -> bool:
+    from .store import Store
     from .timeline import format_timeline, timeline
 
-    rows = timeline([("", store)], cert_id)
-    for line in format_timeline(rows):
-        click.echo(line)
-    return bool(rows)
+    opened = Store(store)
+    try:
+        records = opened.find(cert_id)
+        for record in records:
+            click.echo(f"{record.cert_id}  {record.profile_id}  {record.direction}  partner {record.partner or '-'}  status {record.status}")
+        for line in format_timeline(timeline([("", opened)], cert_id)):
+            click.echo(f"  {line}")
+        return bool(records)
+    finally:
+        opened.close()
+
+
+@main.group()
+def certs() -> None:
+    """Query certificates in this node's store."""
+
+
+def _parse_time(value: str | None, name: str) -> Any:
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput([f"--{name}: {value!r} is not an ISO date or date-time"]) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+@certs.command("list")
+@click.option("--profile", "profile_id")
+@click.option("--partner", help="Entity id of the partner.")
+@click.option("--state", help="Lifecycle state (issued, sent, delivered, received, accepted, refused, failed, cancelled, replaced).")
+@click.option("--direction", type=click.Choice(["outbound", "inbound"]))
+@click.option("--since", help="ISO date or date-time (UTC when no offset).")
+@click.option("--until", help="ISO date or date-time, exclusive.")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100000))
+@store_option
+def certs_list(profile_id: str | None, partner: str | None, state: str | None, direction: str | None,
+               since: str | None, until: str | None, limit: int, store: str) -> None:
+    """List certificates by profile, partner, state and date."""
+    from .lifecycle import STATES
+    from .store import Store
+
+    if state is not None and state not in STATES:
+        raise InvalidInput([f"--state: {state!r} is not one of {', '.join(STATES)}"])
+    opened = Store(store)
+    try:
+        rows = opened.list(profile_id=profile_id, partner=partner, status=state, direction=direction,
+                           since=_parse_time(since, "since"), until=_parse_time(until, "until"), limit=limit)
+    finally:
+        opened.close()
+    for r in rows:
+        click.echo(f"{r.cert_id}\t{r.profile_id}\t{r.direction}\t{r.partner or '-'}\t{r.status}\t{r.created_at.isoformat(timespec='seconds')}")
+
+
+@main.group()
+def outbox() -> None:
+    """Inspect and re-drive outbound messages (delivery tracking, dead letters)."""
+
+
+@outbox.command("list")
+@click.option("--status", type=click.Choice(["pending", "awaiting-receipt", "delivered", "delivered-with-warnings", "failed"]))
+@click.option("--profile", "profile_id")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100000))
+@store_option
+def outbox_list(status: str | None, profile_id: str | None, limit: int, store: str) -> None:
+    """Outbound messages with their delivery status."""
+    from .store import Store
+
+    opened = Store(store)
+    try:
+        counts = opened.outbox_counts()
+        rows = opened.outbox_list(status=status, profile_id=profile_id, limit=limit)
+    finally:
+        opened.close()
+    click.echo("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "outbox is empty")
+    for m in rows:
+        error = f"  last error: {m.last_error}" if m.last_error and m.status != "delivered" else ""
+        click.echo(f"{m.message_id}\t{m.kind}\t{m.sender} -> {m.receiver}\t{m.status}\tattempts {m.attempts}{error}")
+
+
+@outbox.command("show")
+@click.argument("message_id")
+@store_option
+def outbox_show(message_id: str, store: str) -> None:
+    """One message's delivery tracking, as JSON."""
+    from .gateway import message_json
+    from .store import Store
+
+    opened = Store(store)
+    try:
+        click.echo(json.dumps(message_json(opened.outbox_message(message_id)), indent=2))
+    finally:
+        opened.close()
+
+
+@outbox.command("redrive")
+@click.argument("message_ids", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Re-drive every failed message.")
+@store_option
+def outbox_redrive(message_ids: tuple[str, ...], all_failed: bool, store: str) -> None:
+    """Put failed (dead-letter) messages back in the queue; a running gateway sends them."""
+    from .outbox import redrive
+    from .store import Store
+
+    opened = Store(store)
+    try:
+        ids = list(message_ids)
+        if all_failed:
+            ids += [m.message_id for m in opened.outbox_list(status="failed", limit=100000)]
+        if not ids:
+            raise InvalidInput(["give MESSAGE_ID… or --all-failed"])
+        for message_id in ids:
+            redrive(opened, message_id)
+            click.echo(f"{message_id}: pending again")
+    finally:
+        opened.close()
 
 
 # -- demo ---------------------------------------------------------------------------------

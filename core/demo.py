@@ -3,9 +3,10 @@
 Two gateways run in this process on free 127.0.0.1 ports, each with its own SQLite
 store in a temporary folder. The exporting side's back-office submits sample
 certificates to its gateway's ``/api``; the gateway checks the business rules, records
-the certificate as issued and sends it to the importing gateway, which parses, checks
-and stores it and answers with a receipt. Then one invalid document is sent to show a
-refusal. Nothing outside loopback is touched; the folder is removed at the end.
+the certificate as issued and its outbox sends it to the importing gateway, which
+parses, checks and stores it and answers with a receipt. The importing administration
+then grants the preference and the feedback travels back. Finally one invalid document
+is sent to show a refusal. Nothing outside loopback is touched; the folder is removed.
 """
 
 from __future__ import annotations
@@ -76,26 +77,43 @@ def _header(echo: Callable[[str], None], profile: Profile, urls: dict[str, str],
     echo("")
 
 
+async def _wait_status(store: Store, profile_id: str, cert_id: str, direction: str, wanted: str, timeout: float = 20) -> str | None:
+    """Poll a store until a certificate reaches ``wanted`` (delivery is asynchronous); the last status seen."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    status = None
+    while asyncio.get_running_loop().time() < deadline:
+        record = store.get(profile_id, cert_id, direction)
+        status = record.status if record else None
+        if status == wanted:
+            break
+        await asyncio.sleep(0.05)
+    return status
+
+
 async def _exchange(echo: Callable[[str], None], profile: Profile, urls: dict[str, str], stores: dict[str, Store], count: int) -> bool:
     ok = True
+    api = {node: f"{url}/api/{profile.id}/certificates" for node, url in urls.items()}
     async with httpx.AsyncClient(timeout=30) as client:
         for n in range(1, count + 1):
             cert = sample_certificate(f"KR-2026-{n:06d}", items=3)
-            response = await client.post(
-                f"{urls[EXPORTER_NODE]}/api/{profile.id}/certificates",
-                params={"as": EXPORTER_NODE},
-                content=certificate_to_json(cert),
-            )
+            response = await client.post(api[EXPORTER_NODE], params={"as": EXPORTER_NODE}, content=certificate_to_json(cert))
             body = response.json()
-            echo(f"issue     {cert.id} ({len(cert.items)} goods items, {cert.exporter.name} -> {cert.importer.name}): HTTP {response.status_code} {body.get('status') or body.get('detail')}")
-            received = stores[IMPORTER_NODE].get(profile.id, cert.id, "inbound")
-            ok = ok and response.status_code == 201 and body.get("status") == "delivered" and received is not None
-            if n == 1 or n == count:
-                echo("")
-                echo(f"timeline of {cert.id}:")
-                for line in format_timeline(timeline(list(stores.items()), cert.id)):
-                    echo(f"  {line}")
-                echo("")
+            echo(f"issue     {cert.id} ({len(cert.items)} goods items, {cert.exporter.name} -> {cert.importer.name}): "
+                 f"HTTP {response.status_code} {body.get('status') or body.get('detail')}")
+            delivered = await _wait_status(stores[EXPORTER_NODE], profile.id, cert.id, "outbound", "delivered")
+            ok = ok and response.status_code == 201 and delivered == "delivered"
+        # The importing administration grants the preference for the first certificate; the feedback travels back.
+        first = "KR-2026-000001"
+        response = await client.post(f"{api[IMPORTER_NODE]}/{first}/decision",
+                                     json={"decision": "accepted", "as": IMPORTER_NODE, "reason": "origin verified, preference granted"})
+        echo(f"decide    {IMPORTER_NODE} grants the preference for {first}: HTTP {response.status_code} {response.json().get('status')}")
+        accepted = await _wait_status(stores[EXPORTER_NODE], profile.id, first, "outbound", "accepted")
+        ok = ok and accepted == "accepted"
+        echo("")
+        echo(f"timeline of {first} on both gateways:")
+        for line in format_timeline(timeline(list(stores.items()), first)):
+            echo(f"  {line}")
+        echo("")
         # A partner that sends garbage is refused, and nothing is stored.
         before = stores[IMPORTER_NODE].counts()
         response = await client.post(

@@ -1,59 +1,79 @@
 """The engine: runs a node's side of every loaded profile.
 
-Outbound (``issue``): business rules -> record as issued -> the profile's
-``certificate.issued`` triggers (typically ``send``: render with the format plugin,
-deliver with the transport plugin, record the receipt).
+Every business step is one store transaction that changes a certificate's state, appends
+the event (who, when, why) and enqueues the messages the profile's triggers send. Nothing
+goes on the wire inside a transaction: the outbox :class:`~ibb.core.outbox.Dispatcher`
+delivers what was committed, so a crash at any point loses and duplicates nothing.
 
-Inbound (``receive``): check envelope -> parse with the format plugin -> business
-rules -> store (once per message id) -> receipt -> ``certificate.received`` triggers.
-
-Every step that changes something is recorded as a lifecycle event with a timestamp.
-Store calls run in worker threads so the gateway's event loop never blocks on I/O.
+Sending side: ``issue`` (rules -> record issued -> ``certificate.issued`` triggers, e.g.
+``send``), ``cancel`` (-> ``certificate.cancelled``, e.g. ``notify``).
+Receiving side: ``receive`` (envelope -> parse -> rules -> store once per message id ->
+receipt -> ``certificate.received``), ``decide`` (preference granted or refused ->
+``preference.decided``, e.g. ``send-feedback``). Feedback and cancellations arrive through
+``receive`` like certificates.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
 import attrs
 
-from .errors import IbbError, Refused, RuleViolation, UnknownName
+from .errors import CertificateError, IbbError, Refused, RuleViolation, UnknownName
 from .formats import MessageFormat
-from .model import Certificate, certificate_to_dict
+from .model import Certificate, certificate_from_dict, certificate_to_dict
 from .plugins import Plugins
-from .profile import Profile, Trigger
+from .profile import Entity, Profile, Trigger
 from .rules import Rule, RuleContext
-from .store import Store
+from .store import Store, StoredCertificate, Tx
 from .transport import Message, Receipt, Transport
 
 log = logging.getLogger("ibb.engine")
 
+CONTROL_CONTENT_TYPE = "application/vnd.ibb.control+json"
+"""Content type of feedback and cancellation messages (the same for every profile)."""
+DECISIONS = ("accepted", "refused")
+
 
 @attrs.frozen
 class ActionContext:
-    """What a trigger action receives."""
+    """What a trigger action receives. Actions run inside the transaction of the event."""
 
     engine: Engine
     profile: Profile
     event: str
     trigger: Trigger
-    certificate: Certificate
-    record_pk: int
-    """Key of the certificate's record in the store (for ``engine.store.record_event``)."""
+    tx: Tx
+    record: StoredCertificate
     actor: str
     """Entity id of the local party on whose behalf the action runs."""
+    detail: Mapping[str, Any] = attrs.field(factory=dict)
+    """What the event carries besides the certificate (a decision and its reason, …)."""
 
+    @property
+    def certificate(self) -> Certificate:
+        return certificate_from_dict(self.record.document)
 
-@attrs.frozen
-class Issued:
-    pk: int
-    certificate: Certificate
-    status: str
-    """Status once the ``certificate.issued`` triggers ran (``delivered`` after a synchronous send)."""
+    def target(self) -> Entity:
+        """The trigger's ``to`` entity, or else the partner of this certificate."""
+        return self.profile.entity(self.trigger.to or self.record.partner)
+
+    def enqueue(self, kind: str, to: Entity, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> str:
+        """Put a message in the outbox, committed with the event; returns its message id."""
+        if not to.endpoint:
+            raise Refused(f"entity {to.id!r} of profile {self.profile.id!r} has no endpoint to send to", 409)
+        message_id = self.engine.new_message_id()
+        self.tx.enqueue(
+            message_id=message_id, profile_id=self.profile.id, certificate_pk=self.record.pk, kind=kind,
+            sender=self.actor, receiver=to.id, content_type=content_type, body=body, headers=headers,
+        )
+        self.tx.event(self.record.pk, "queued", self.actor, {"message_id": message_id, "kind": kind, "to": to.id})
+        return message_id
 
 
 class Engine:
@@ -66,6 +86,8 @@ class Engine:
         self.formats: dict[str, MessageFormat] = {}
         self.transports: dict[str, Transport] = {}
         self.rules: dict[str, list[Rule]] = {}
+        self.enqueued: list[Callable[[], None]] = []
+        """Called after a transaction that enqueued messages commits (the dispatcher wakes up)."""
         for pid, p in self.profiles.items():
             self.formats[pid] = plugins.formats.get(p.data_cluster.format)(p.data_cluster.options)
             self.transports[pid] = plugins.transports.get(p.service_interface.transport)(p.service_interface.settings, pid)
@@ -84,13 +106,29 @@ class Engine:
             problems.extend(f"rule {rule.name}: {p}" for p in rule.check(certificate, context))
         return problems
 
-    # -- outbound -------------------------------------------------------------
+    def new_message_id(self) -> str:
+        return f"{uuid.uuid4()}@ibb"
 
-    async def issue(self, profile_id: str, certificate: Certificate, issuer: str) -> Issued:
-        """Issue a certificate on behalf of entity ``issuer`` and run the ``certificate.issued`` triggers.
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        """Run a store transaction in a worker thread, then wake the dispatcher."""
+        result = await anyio.to_thread.run_sync(fn)
+        for wake in self.enqueued:
+            wake()
+        return result
 
-        Raises :class:`RuleViolation` (nothing recorded) when a business rule fails.
-        Failures of actions are recorded as events and raised.
+    def _fire(self, tx: Tx, profile: Profile, event: str, record: StoredCertificate, actor: str, detail: Mapping[str, Any] | None = None) -> None:
+        for trigger in profile.triggers_on(event):
+            for name in trigger.do:
+                action = self.plugins.actions.get(name)
+                action(ActionContext(self, profile, event, trigger, tx, record, actor, detail or {}))
+
+    # -- sending side ---------------------------------------------------------------------
+
+    async def issue(self, profile_id: str, certificate: Certificate, issuer: str, replaces: str | None = None) -> StoredCertificate:
+        """Issue a certificate on behalf of entity ``issuer``; the ``certificate.issued`` triggers enqueue what to send.
+
+        With ``replaces``, the old certificate of that id becomes ``replaced`` in the same
+        transaction. Raises :class:`RuleViolation` (nothing recorded) when a business rule fails.
         """
         profile = self.profile(profile_id)
         actor = profile.entity(issuer).id
@@ -99,77 +137,179 @@ class Engine:
             raise RuleViolation(problems, source=f"certificate {certificate.id}")
         certificate = attrs.evolve(certificate, status="issued")
         partners = [profile.entity(t.to).id for t in profile.triggers_on("certificate.issued") if t.to]
-        pk = await anyio.to_thread.run_sync(
-            lambda: self.store.record_certificate(
-                profile_id=profile_id, cert_id=certificate.id, direction="outbound",
-                partner=partners[0] if partners else "", status="issued",
-                document=certificate_to_dict(certificate), actor=actor,
-            )
-        )
-        await self._fire(profile, "certificate.issued", certificate, pk, actor)
-        record = await anyio.to_thread.run_sync(lambda: self.store.get(profile_id, certificate.id, "outbound"))
-        return Issued(pk, certificate, record.status if record is not None else "issued")
 
-    async def record(self, pk: int, event: str, actor: str, detail: dict[str, Any] | None = None, status: str | None = None) -> None:
-        """Append a lifecycle event (from a worker thread)."""
-        await anyio.to_thread.run_sync(lambda: self.store.record_event(pk, event, actor, detail, status=status))
+        def work() -> StoredCertificate:
+            with self.store.transaction() as tx:
+                pk = tx.insert_certificate(
+                    profile_id=profile_id, cert_id=certificate.id, direction="outbound",
+                    partner=partners[0] if partners else "", status="issued", document=certificate_to_dict(certificate),
+                )
+                detail = {"replaces": replaces} if replaces else {}
+                tx.event(pk, "issued", actor, detail)
+                if replaces:
+                    old = tx.certificate(profile_id, replaces, "outbound", lock=True)
+                    tx.transition(old, "replaced", actor, {"replaced_by": certificate.id})
+                record = tx.certificate_by_pk(pk)
+                self._fire(tx, profile, "certificate.issued", record, actor, detail)
+                return record
 
-    # -- inbound --------------------------------------------------------------
+        return await self._run(work)
+
+    async def cancel(self, profile_id: str, cert_id: str, actor: str, reason: str) -> StoredCertificate:
+        """Cancel an issued certificate; the ``certificate.cancelled`` triggers notify the partner."""
+        profile = self.profile(profile_id)
+        who = profile.entity(actor).id
+
+        def work() -> StoredCertificate:
+            with self.store.transaction() as tx:
+                record = tx.transition(tx.certificate(profile_id, cert_id, "outbound", lock=True), "cancelled", who, {"reason": reason})
+                self._fire(tx, profile, "certificate.cancelled", record, who, {"reason": reason})
+                return record
+
+        return await self._run(work)
+
+    # -- receiving side -------------------------------------------------------------------
+
+    async def decide(self, profile_id: str, cert_id: str, decision: str, actor: str, reason: str = "") -> StoredCertificate:
+        """Record the importing administration's decision on a received certificate (preference granted or refused)."""
+        if decision not in DECISIONS:
+            raise CertificateError([f"$.decision: {decision!r} is not one of {', '.join(DECISIONS)}"])
+        profile = self.profile(profile_id)
+        who = profile.entity(actor).id
+
+        def work() -> StoredCertificate:
+            with self.store.transaction() as tx:
+                record = tx.transition(tx.certificate(profile_id, cert_id, "inbound", lock=True), decision, who, {"reason": reason})
+                self._fire(tx, profile, "preference.decided", record, who, {"decision": decision, "reason": reason})
+                return record
+
+        return await self._run(work)
 
     async def receive(self, message: Message) -> Receipt:
         """Handle one inbound message; returns the receipt for the sender.
 
-        Raises an :class:`IbbError` (nothing stored) when the message is refused; a
-        message id received before gets the first receipt again and changes nothing.
+        Raises an :class:`IbbError` (nothing stored) when the message is refused. A message
+        id received before gets the first receipt again, with a warning, and changes nothing.
         """
         profile = self.profile(message.profile_id)
+        entity_ids = {e.id for e in profile.entities}
         for role, entity_id in (("sender", message.sender), ("receiver", message.receiver)):
-            if entity_id not in {e.id for e in profile.entities}:
+            if entity_id not in entity_ids:
                 raise Refused(f"{role} {entity_id!r} is not an entity of profile {profile.id!r}", 403)
-        fmt = self.formats[profile.id]
-        if message.content_type.split(";")[0].strip().lower() != fmt.content_type:
-            raise Refused(f"content type {message.content_type!r} is not {fmt.content_type!r} (format {fmt.name!r})", 415)
-        certificate = fmt.parse(message.body)
-        problems = self.check_rules(profile.id, certificate, "inbound")
-        if problems:
-            raise RuleViolation(problems, source=f"certificate {certificate.id}")
-        certificate = attrs.evolve(certificate, status="received")
+        content_type = message.content_type.split(";")[0].strip().lower()
+        if message.kind == "certificate":
+            fmt = self.formats[profile.id]
+            if content_type != fmt.content_type:
+                raise Refused(f"content type {message.content_type!r} is not {fmt.content_type!r} (format {fmt.name!r})", 415)
+            certificate = fmt.parse(message.body)
+            problems = self.check_rules(profile.id, certificate, "inbound")
+            if problems:
+                raise RuleViolation(problems, source=f"certificate {certificate.id}")
+            return await self._run(lambda: self._receive_certificate(profile, message, certificate))
+        if message.kind in ("feedback", "cancellation"):
+            if content_type != CONTROL_CONTENT_TYPE:
+                raise Refused(f"content type {message.content_type!r} is not {CONTROL_CONTENT_TYPE!r}", 415)
+            control = parse_control(message.body, message.kind)
+            return await self._run(lambda: self._receive_control(profile, message, control))
+        raise Refused(f"message kind {message.kind!r} is not one of certificate, feedback, cancellation", 400)
 
-        def make_receipt(_pk: int) -> dict[str, Any]:
-            return Receipt(message_id=message.message_id, status="received", certificate_id=certificate.id).to_dict()
+    def _duplicate(self, tx: Tx, message: Message) -> Receipt | None:
+        first = tx.inbound_receipt(message.message_id)
+        if first is None:
+            return None
+        log.info("%s: message %s received again; first receipt returned", message.profile_id, message.message_id)
+        receipt = Receipt.from_dict(first)
+        return attrs.evolve(receipt, reasons=(*receipt.reasons, f"duplicate: message {message.message_id} was already received and applied once"))
 
-        stored, receipt = await anyio.to_thread.run_sync(
-            lambda: self.store.record_inbound(
-                message_id=message.message_id, profile_id=profile.id, sender=message.sender,
-                receiver=message.receiver, cert_id=certificate.id, document=certificate_to_dict(certificate),
-                receipt=make_receipt,
+    def _receive_certificate(self, profile: Profile, message: Message, certificate: Certificate) -> Receipt:
+        with self.store.transaction() as tx:
+            duplicate = self._duplicate(tx, message)
+            if duplicate is not None:
+                return duplicate
+            certificate = attrs.evolve(certificate, status="received")
+            pk = tx.insert_certificate(
+                profile_id=profile.id, cert_id=certificate.id, direction="inbound", partner=message.sender,
+                status="received", document=certificate_to_dict(certificate),
             )
-        )
-        if not stored:
-            log.info("%s: message %s received again; first receipt returned", profile.id, message.message_id)
-            return Receipt.from_dict(receipt)
-        record = await anyio.to_thread.run_sync(lambda: self.store.get(profile.id, certificate.id, "inbound"))
-        assert record is not None
-        await self._fire(profile, "certificate.received", certificate, record.pk, message.receiver)
-        return Receipt.from_dict(receipt)
+            detail: dict[str, Any] = {"message_id": message.message_id}
+            replaces = message.headers.get("replaces")
+            if replaces:
+                detail["replaces"] = replaces
+            tx.event(pk, "received", message.sender, detail)
+            if replaces:
+                old = tx.certificate(profile.id, replaces, "inbound", lock=True)
+                if old.partner != message.sender:
+                    raise Refused(f"certificate {replaces!r} was not received from {message.sender!r}", 403)
+                tx.transition(old, "replaced", message.sender, {"replaced_by": certificate.id})
+            receipt = Receipt(message_id=message.message_id, status="received", certificate_id=certificate.id)
+            tx.record_inbound_message(
+                message_id=message.message_id, profile_id=profile.id, certificate_pk=pk, sender=message.sender,
+                receiver=message.receiver, receipt=receipt.to_dict(),
+            )
+            self._fire(tx, profile, "certificate.received", tx.certificate_by_pk(pk), message.receiver)
+            return receipt
 
-    # -- triggers ---------------------------------------------------------------
-
-    async def _fire(self, profile: Profile, event: str, certificate: Certificate, pk: int, actor: str) -> None:
-        for trigger in profile.triggers_on(event):
-            for name in trigger.do:
-                action = self.plugins.actions.get(name)
-                ctx = ActionContext(self, profile, event, trigger, certificate, pk, actor)
-                try:
-                    await action(ctx)
-                except IbbError as exc:
-                    await self.record(pk, "action-failed", actor, {"action": name, "error": str(exc)})
-                    raise
-
-    def new_message_id(self) -> str:
-        return f"{uuid.uuid4()}@ibb"
+    def _receive_control(self, profile: Profile, message: Message, control: dict[str, str]) -> Receipt:
+        """Feedback on a certificate we sent, or cancellation of one we received; only from that partner."""
+        cert_id = control["certificate_id"]
+        with self.store.transaction() as tx:
+            duplicate = self._duplicate(tx, message)
+            if duplicate is not None:
+                return duplicate
+            direction = "outbound" if message.kind == "feedback" else "inbound"
+            try:
+                record = tx.certificate(profile.id, cert_id, direction, lock=True)
+            except UnknownName:
+                raise UnknownName(f"{message.kind} target: {direction} certificate", cert_id, []) from None
+            if record.partner != message.sender:
+                raise Refused(f"certificate {cert_id!r} is not exchanged with {message.sender!r}", 403)
+            why = {"message_id": message.message_id, "reason": control.get("reason", "")}
+            if message.kind == "feedback":
+                if record.status == "sent":  # the feedback overtook the recording of the receipt
+                    record = tx.transition(record, "delivered", message.sender, {"implied_by": message.message_id})
+                record = tx.transition(record, control["decision"], message.sender, why)
+                event = "feedback.received"
+            else:
+                record = tx.transition(record, "cancelled", message.sender, why)
+                event = "cancellation.received"
+            receipt = Receipt(message_id=message.message_id, status="received", certificate_id=cert_id)
+            tx.record_inbound_message(
+                message_id=message.message_id, profile_id=profile.id, certificate_pk=record.pk, sender=message.sender,
+                receiver=message.receiver, receipt=receipt.to_dict(),
+            )
+            self._fire(tx, profile, event, record, message.receiver, control)
+            return receipt
 
     async def close(self) -> None:
         for transport in self.transports.values():
             await transport.close()
         self.store.close()
+
+
+def control_body(kind: str, certificate_id: str, **fields: str) -> bytes:
+    """The JSON body of a feedback or cancellation message."""
+    return json.dumps({"kind": kind, "certificate_id": certificate_id, **fields}).encode()
+
+
+def parse_control(body: bytes, kind: str) -> dict[str, str]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CertificateError([f"$: not valid JSON ({exc})"]) from None
+    problems = []
+    if not isinstance(data, dict):
+        raise CertificateError([f"$: a {kind} message is a JSON object"])
+    if data.get("kind") != kind:
+        problems.append(f"$.kind: expected {kind!r}, got {data.get('kind')!r}")
+    if not isinstance(data.get("certificate_id"), str) or not data.get("certificate_id"):
+        problems.append("$.certificate_id: required, a string")
+    if kind == "feedback" and data.get("decision") not in DECISIONS:
+        problems.append(f"$.decision: {data.get('decision')!r} is not one of {', '.join(DECISIONS)}")
+    if not isinstance(data.get("reason", ""), str):
+        problems.append("$.reason: must be a string")
+    if problems:
+        raise CertificateError(problems)
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+__all__ = ["ActionContext", "CONTROL_CONTENT_TYPE", "Engine", "IbbError", "control_body", "parse_control"]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from .model import Certificate
+
+if TYPE_CHECKING:
+    from .keys import Credentials
+    from .xmldsig import VerificationReport
 
 
 @attrs.frozen
@@ -24,11 +29,20 @@ class MessageFormat:
     ``render`` must produce bytes that ``parse`` turns back into an equal certificate.
     Both raise :class:`ibb.core.errors.CertificateError` with ``$.path`` messages on
     invalid data; neither may raise anything else for bad input.
+
+    A format that carries digital signatures sets ``supports_signatures = True``, lists
+    the roles it has a signature place for in ``signature_roles`` (in signing order), and
+    implements ``sign`` and ``verify``. A profile may only list ``data_cluster.signatures``
+    when its format supports signatures.
     """
 
     name: ClassVar[str]
     content_type: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    supports_signatures: ClassVar[bool] = False
+    """True when documents of this format carry XML (or other) digital signatures."""
+    signature_roles: ClassVar[tuple[str, ...]] = ()
+    """Roles (profile entity roles) that can sign a document of this format, in signing order."""
 
     def __init__(self, options: Any = None):
         self.options = options if options is not None else self.Options()
@@ -38,3 +52,22 @@ class MessageFormat:
 
     def parse(self, data: bytes) -> Certificate:
         raise NotImplementedError
+
+    def sign(self, document: bytes, role: str, credentials: Credentials, *, signing_time: dt.datetime | None = None) -> bytes:
+        """Return ``document`` (as rendered or already partly signed) with ``role``'s signature added.
+
+        Signatures are added in ``signature_roles`` order; a later signature covers the
+        earlier ones. Raises :class:`ibb.core.errors.InvalidInput` (``SigningError``) when
+        the document cannot be signed as asked: unknown role, already signed, algorithm
+        not allowed by the profile, or a document that is not of this format.
+        """
+        raise NotImplementedError(f"format {self.name!r} does not carry signatures")
+
+    def verify(self, document: bytes, *, now: dt.datetime | None = None) -> VerificationReport:
+        """Check the schema, every signature and the trust list (from the format options).
+
+        Never raises for a bad document: every problem is in the returned report, per role,
+        with a stable code. Raises only for configuration problems (no trust list, schema
+        file missing).
+        """
+        raise NotImplementedError(f"format {self.name!r} does not carry signatures")

@@ -4,8 +4,8 @@ Routes:
 
 * ``GET /health``: liveness and the loaded profiles;
 * each profile's transport routes (e.g. ``POST /rest/{profile}/messages``);
-* ``POST /api/{profile}/certificates``: the node's own back-office submits a canonical
-  certificate to issue and send (guarded by a bearer token when ``api_token`` is set).
+* ``/api/…``: the node's own back-office issues, decides, cancels and tracks (guarded by a
+  bearer token when ``api_token`` is set): see ``docs/gateway.md``.
 
 Errors are answered as RFC 9457 problem documents (``application/problem+json``).
 Uvicorn stops cleanly on SIGTERM/SIGINT: in-flight requests finish, then the engine
@@ -14,13 +14,16 @@ closes its transports and store.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,8 +31,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .engine import Engine
-from .errors import IbbError, InvalidInput, Refused
+from .errors import IbbError, InvalidInput, Refused, UnknownName
 from .model import certificate_from_json
+from .outbox import Dispatcher
+from .store import OutboxMessage, StoredCertificate
 
 log = logging.getLogger("ibb.gateway")
 
@@ -64,46 +69,135 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_bytes: int = 5_000_000) -> Starlette:
+def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_bytes: int = 5_000_000,
+               dispatcher_options: dict[str, Any] | None = None) -> Starlette:
+    """The gateway app of one node. Its lifespan runs the outbox dispatcher."""
+    dispatcher: Dispatcher | None = None
+
+    def guarded(handler: Any) -> Any:
+        """Local API endpoint: bearer token when configured; IbbError -> problem response."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                if api_token is not None:
+                    given = request.headers.get("authorization", "")
+                    if not hmac.compare_digest(given.encode(), f"Bearer {api_token}".encode()):
+                        raise Refused("missing or wrong bearer token", 401)
+                return await handler(request)
+            except IbbError as exc:
+                return problem_for(exc)
+
+        return endpoint
+
+    async def read_json(request: Request) -> dict[str, Any]:
+        body = await read_body(request, api_max_body_bytes)
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise InvalidInput([f"$: not valid JSON ({exc})"], "request body") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(["$: expected a JSON object"], "request body")
+        return data
+
+    def required(data: dict[str, Any], key: str) -> str:
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidInput([f"$.{key}: required, a non-empty string"], "request body")
+        return value
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "profiles": sorted(engine.profiles)})
 
-    async def submit(request: Request) -> Response:
-        try:
-            if api_token is not None:
-                given = request.headers.get("authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {api_token}".encode()):
-                    raise Refused("missing or wrong bearer token", 401)
-            profile = engine.profile(request.path_params["profile"])
-            issuer = request.query_params.get("as")
-            if not issuer:
-                raise Refused("query parameter 'as' (the issuing entity id) is required", 400)
-            body = await read_body(request, api_max_body_bytes)
-            certificate = certificate_from_json(body, source="request body")
-            issued = await engine.issue(profile.id, certificate, issuer)
-            return JSONResponse({"certificate_id": issued.certificate.id, "status": issued.status}, status_code=201)
-        except IbbError as exc:
-            return problem_for(exc)
+    async def issue(request: Request) -> Response:
+        profile = engine.profile(request.path_params["profile"])
+        issuer = request.query_params.get("as")
+        if not issuer:
+            raise Refused("query parameter 'as' (the issuing entity id) is required", 400)
+        body = await read_body(request, api_max_body_bytes)
+        certificate = certificate_from_json(body, source="request body")
+        record = await engine.issue(profile.id, certificate, issuer, replaces=request.query_params.get("replaces"))
+        return JSONResponse(_record_json(engine, record), status_code=201)
+
+    async def decide(request: Request) -> Response:
+        data = await read_json(request)
+        record = await engine.decide(request.path_params["profile"], request.path_params["cert_id"],
+                                     required(data, "decision"), required(data, "as"), str(data.get("reason", "")))
+        return JSONResponse(_record_json(engine, record))
+
+    async def cancel(request: Request) -> Response:
+        data = await read_json(request)
+        record = await engine.cancel(request.path_params["profile"], request.path_params["cert_id"],
+                                     required(data, "as"), required(data, "reason"))
+        return JSONResponse(_record_json(engine, record))
+
+    async def show(request: Request) -> Response:
+        profile = engine.profile(request.path_params["profile"])
+        direction = request.query_params.get("direction", "outbound")
+
+        def read() -> dict[str, Any]:
+            record = engine.store.get(profile.id, request.path_params["cert_id"], direction)
+            if record is None:
+                raise UnknownName(f"{direction} certificate", request.path_params["cert_id"], [])
+            return _record_json(engine, record, with_events=True)
+
+        return JSONResponse(await anyio.to_thread.run_sync(read))
+
+    async def tracking(request: Request) -> Response:
+        message = await anyio.to_thread.run_sync(engine.store.outbox_message, request.path_params["message_id"])
+        return JSONResponse(message_json(message))
 
     routes: list[Any] = [
         Route("/health", health, methods=["GET"]),
-        Route("/api/{profile}/certificates", submit, methods=["POST"]),
+        Route("/api/{profile}/certificates", guarded(issue), methods=["POST"]),
+        Route("/api/{profile}/certificates/{cert_id}", guarded(show), methods=["GET"]),
+        Route("/api/{profile}/certificates/{cert_id}/decision", guarded(decide), methods=["POST"]),
+        Route("/api/{profile}/certificates/{cert_id}/cancel", guarded(cancel), methods=["POST"]),
+        Route("/api/messages/{message_id}", guarded(tracking), methods=["GET"]),
     ]
     for transport in engine.transports.values():
         routes.extend(transport.routes(engine.receive))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal dispatcher
         for transport in engine.transports.values():
             await transport.start(engine.receive)
+        dispatcher = Dispatcher(engine, **(dispatcher_options or {}))
+        task = asyncio.create_task(dispatcher.run())
         log.info("gateway up with profiles %s", ", ".join(sorted(engine.profiles)))
         try:
             yield
         finally:
+            await dispatcher.stop()
+            await task
             await engine.close()
             log.info("gateway stopped")
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _record_json(engine: Engine, record: StoredCertificate, with_events: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "certificate_id": record.cert_id, "profile": record.profile_id, "direction": record.direction,
+        "partner": record.partner, "status": record.status,
+        "created_at": record.created_at.isoformat(), "updated_at": record.updated_at.isoformat(),
+    }
+    if with_events:
+        body["events"] = [
+            {"event": e.event, "actor": e.actor, "at": e.at.isoformat(), "detail": e.detail} for e in engine.store.events(record.pk)
+        ]
+    return body
+
+
+def message_json(message: OutboxMessage) -> dict[str, Any]:
+    """Delivery tracking of one outbound message (``GET /api/messages/{id}``, ``ibb outbox show``)."""
+    return {
+        "message_id": message.message_id, "profile": message.profile_id, "kind": message.kind,
+        "from": message.sender, "to": message.receiver, "status": message.status, "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at.isoformat() if message.status == "pending" else None,
+        "last_error": message.last_error, "receipt": message.receipt,
+        "created_at": message.created_at.isoformat(), "updated_at": message.updated_at.isoformat(),
+    }
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

@@ -60,7 +60,9 @@ def ibb_register_actions(register: Register) -> None:
     """Register trigger actions (``[[triggers]] do = ["…"]`` in a profile).
 
     Called once when the plugin manager starts. Call ``register(name, fn)`` for each
-    action, where ``fn`` is an ``async def fn(ctx: ibb.core.engine.ActionContext)``
-    coroutine function. It may raise :class:`ibb.core.errors.IbbError`; the engine
-    records the failure as a lifecycle event. Return nothing.
+    action, where ``fn`` is a plain function ``fn(ctx: ibb.core.engine.ActionContext)``.
+    It runs inside the store transaction of the event that fired the trigger, so it must
+    not do network I/O: it queues messages with ``ctx.enqueue(…)`` and they are sent
+    by the outbox after the commit. Raising :class:`ibb.core.errors.IbbError` rolls the
+    whole event back. Return nothing.
     """

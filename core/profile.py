@@ -24,7 +24,14 @@ from .plugins import Plugins
 from .secrets import SecretRef, structure_secret
 
 ROLES = ("exporter", "issuing-authority", "exporting-customs", "importing-customs", "importer", "hub")
-EVENTS = ("certificate.issued", "certificate.received")
+EVENTS = (
+    "certificate.issued",
+    "certificate.received",
+    "certificate.cancelled",
+    "preference.decided",
+    "feedback.received",
+    "cancellation.received",
+)
 """Events a trigger can bind to (``[[triggers]] on = …``)."""
 
 
@@ -165,8 +172,16 @@ def _converter(base_dir: Path) -> cattrs.Converter:
 
     c = model_converter.copy(forbid_extra_keys=True)
     c.register_structure_hook(SecretRef, lambda v, _: structure_secret(v, base_dir))
+    c.register_structure_hook(Path, lambda v, _: _path(v, base_dir))
     c.register_structure_hook(float, _float)
     return c
+
+
+def _path(v: Any, base_dir: Path) -> Path:
+    """Plugin settings typed ``Path`` are relative to the profile's folder."""
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"expected a file path, got {v!r}")
+    return (base_dir / Path(v).expanduser()).resolve()
 
 
 def _float(v: Any, _: type) -> float:

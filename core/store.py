@@ -1,16 +1,22 @@
-"""The store: certificates, their lifecycle events and the messages that carried them.
+"""The store: certificates, their append-only event log, received messages and the outbox.
 
 SQLAlchemy Core over any SQLAlchemy URL; an SQLite file by default. The schema is
 created or migrated when the store opens (``schema_version`` table, one step per
-version in ``MIGRATIONS``). Every method is one transaction: it either happens whole
-or not at all.
+version in ``MIGRATIONS``).
+
+Writes go through :meth:`Store.transaction`: a state change, its event and the messages
+it sends are committed together or not at all (the transactional outbox). The outbox
+is then drained by :class:`ibb.core.outbox.Dispatcher`, which claims rows with a lease
+so that several gateway processes sharing one database never send a message twice at
+the same time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,8 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import StoreError
+from . import lifecycle
+from .errors import IbbError, StoreError, UnknownName
 
 metadata = sa.MetaData()
 
@@ -44,7 +51,7 @@ events = sa.Table(
     sa.Column("certificate_pk", sa.Integer, sa.ForeignKey("certificates.pk"), nullable=False, index=True),
     sa.Column("event", sa.String(40), nullable=False),
     sa.Column("actor", sa.String(100), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False),  # JSON object
+    sa.Column("detail", sa.Text, nullable=False),  # JSON object: why, message ids, receipts
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -63,6 +70,34 @@ messages = sa.Table(
     sa.UniqueConstraint("direction", "message_id", name="uq_message"),
 )
 
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("profile_id", sa.String(100), nullable=False),
+    sa.Column("certificate_pk", sa.Integer, sa.ForeignKey("certificates.pk"), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # certificate | feedback | cancellation
+    sa.Column("sender", sa.String(100), nullable=False),
+    sa.Column("receiver", sa.String(100), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),  # JSON object of extra envelope fields
+    sa.Column("status", sa.String(30), nullable=False),  # see DELIVERY_STATES
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("receipt", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_outbox_due", "status", "profile_id", "receiver", "next_attempt_at"),
+)
+
+DELIVERY_STATES = ("pending", "awaiting-receipt", "delivered", "delivered-with-warnings", "failed")
+"""Delivery status of an outbound message, as the ePhyto hub reports it to senders."""
+
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 
 
@@ -70,7 +105,11 @@ def _v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[certificates, events, messages])
 
 
-MIGRATIONS: Sequence[Callable[[Connection], None]] = (_v1,)
+def _v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[outbox])
+
+
+MIGRATIONS: Sequence[Callable[[Connection], None]] = (_v1, _v2)
 """Schema steps; step ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""
 
 
@@ -99,8 +138,108 @@ class StoredCertificate:
     updated_at: dt.datetime
 
 
-class Duplicate(Exception):
-    """Raised inside the store when a message id was already recorded (internal)."""
+@attrs.frozen
+class OutboxMessage:
+    pk: int
+    message_id: str
+    profile_id: str
+    certificate_pk: int
+    kind: str
+    sender: str
+    receiver: str
+    content_type: str
+    body: bytes
+    headers: dict[str, str]
+    status: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+    receipt: dict[str, Any] | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Conflict(IbbError):
+    """The request contradicts what the store already holds (same certificate id again, …)."""
+
+    http_status = 409
+
+
+class Tx:
+    """One open transaction. Everything done through it commits together or not at all."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.at = now()
+
+    def insert_certificate(self, *, profile_id: str, cert_id: str, direction: str, partner: str, status: str,
+                           document: dict[str, Any]) -> int:
+        try:
+            with self.conn.begin_nested():
+                result = self.conn.execute(
+                    certificates.insert().values(
+                        profile_id=profile_id, cert_id=cert_id, direction=direction, partner=partner,
+                        status=status, document=json.dumps(document), created_at=self.at, updated_at=self.at,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            raise Conflict(f"certificate {cert_id!r} is already recorded ({direction}) in profile {profile_id!r}") from None
+        return int(result.inserted_primary_key[0])
+
+    def certificate(self, profile_id: str, cert_id: str, direction: str, *, lock: bool = False) -> StoredCertificate:
+        query = sa.select(certificates).where(
+            certificates.c.profile_id == profile_id, certificates.c.cert_id == cert_id, certificates.c.direction == direction
+        )
+        if lock:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        if row is None:
+            raise UnknownName(f"{direction} certificate", cert_id, [])
+        return _stored(row)
+
+    def certificate_by_pk(self, pk: int) -> StoredCertificate:
+        return _stored(self.conn.execute(sa.select(certificates).where(certificates.c.pk == pk)).one())
+
+    def event(self, pk: int, event: str, actor: str, detail: dict[str, Any] | None = None) -> None:
+        self.conn.execute(
+            events.insert().values(certificate_pk=pk, event=event, actor=actor, detail=json.dumps(detail or {}), at=now())
+        )
+
+    def transition(self, record: StoredCertificate, new: str, actor: str, detail: dict[str, Any] | None = None) -> StoredCertificate:
+        """Move a certificate to ``new`` (checked against the lifecycle) and log it as an event."""
+        current = self.conn.execute(sa.select(certificates.c.status).where(certificates.c.pk == record.pk)).scalar_one()
+        lifecycle.check(record.cert_id, current, new)
+        self.conn.execute(certificates.update().where(certificates.c.pk == record.pk).values(status=new, updated_at=now()))
+        self.event(record.pk, new, actor, detail)
+        return attrs.evolve(record, status=new)
+
+    def enqueue(self, *, message_id: str, profile_id: str, certificate_pk: int, kind: str, sender: str, receiver: str,
+                content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.conn.execute(
+            outbox.insert().values(
+                message_id=message_id, profile_id=profile_id, certificate_pk=certificate_pk, kind=kind, sender=sender,
+                receiver=receiver, content_type=content_type, body=body, headers=json.dumps(headers or {}),
+                status="pending", attempts=0, next_attempt_at=self.at, created_at=self.at, updated_at=self.at,
+            )
+        )
+
+    def inbound_receipt(self, message_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            sa.select(messages.c.receipt, messages.c.at).where(messages.c.direction == "inbound", messages.c.message_id == message_id)
+        ).first()
+        if row is None:
+            return None
+        receipt = json.loads(row.receipt) if row.receipt else {}
+        return receipt
+
+    def record_inbound_message(self, *, message_id: str, profile_id: str, certificate_pk: int | None, sender: str,
+                               receiver: str, receipt: dict[str, Any]) -> None:
+        self.conn.execute(
+            messages.insert().values(
+                message_id=message_id, direction="inbound", profile_id=profile_id, certificate_pk=certificate_pk,
+                sender=sender, receiver=receiver, receipt=json.dumps(receipt), at=self.at,
+            )
+        )
 
 
 class Store:
@@ -109,11 +248,12 @@ class Store:
     def __init__(self, url: str | Path):
         self.url = _url(url)
         try:
-            self.engine: Engine = sa.create_engine(self.url, future=True)
+            self.engine: Engine = sa.create_engine(self.url, pool_pre_ping=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"cannot open store {self.url!r}: {exc}") from None
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin_immediate)
         self.migrate()
 
     def migrate(self) -> int:
@@ -134,100 +274,77 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    # -- writes -------------------------------------------------------------
-
-    def record_certificate(
-        self, *, profile_id: str, cert_id: str, direction: str, partner: str, status: str,
-        document: dict[str, Any], actor: str, detail: dict[str, Any] | None = None,
-    ) -> int:
-        """Insert a certificate with its first event; returns its key. Refuses a second one with the same id."""
-        at = now()
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A transaction: committed when the block ends normally, rolled back on any exception."""
         with self.engine.begin() as conn:
-            try:
-                pk = conn.execute(
-                    certificates.insert().values(
-                        profile_id=profile_id, cert_id=cert_id, direction=direction, partner=partner,
-                        status=status, document=json.dumps(document), created_at=at, updated_at=at,
-                    )
-                ).inserted_primary_key[0]
-            except sa.exc.IntegrityError:
-                raise StoreError(f"certificate {cert_id!r} is already recorded ({direction}) in profile {profile_id!r}") from None
-            _add_event(conn, pk, status, actor, detail or {}, at)
-            return int(pk)
+            yield Tx(conn)
 
-    def record_event(self, pk: int, event: str, actor: str, detail: dict[str, Any] | None = None, *, status: str | None = None) -> None:
-        """Append an event to a certificate's log, optionally moving its status, in one transaction."""
-        at = now()
-        with self.engine.begin() as conn:
-            _add_event(conn, pk, event, actor, detail or {}, at)
-            if status is not None:
-                conn.execute(certificates.update().where(certificates.c.pk == pk).values(status=status, updated_at=at))
+    # -- outbox (used by the dispatcher) ---------------------------------------------------
 
-    def record_outbound_message(self, pk: int, message_id: str, profile_id: str, sender: str, receiver: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                messages.insert().values(
-                    message_id=message_id, direction="outbound", profile_id=profile_id,
-                    certificate_pk=pk, sender=sender, receiver=receiver, at=now(),
-                )
+    def due_partners(self, at: dt.datetime) -> list[tuple[str, str]]:
+        """(profile id, receiver) pairs that have messages due for delivery."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.profile_id, outbox.c.receiver)
+                .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= at,
+                       sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < at))
+                .distinct()
             )
+            return [(r.profile_id, r.receiver) for r in rows]
 
-    def set_receipt(self, direction: str, message_id: str, receipt: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                messages.update()
-                .where(messages.c.direction == direction, messages.c.message_id == message_id)
-                .values(receipt=json.dumps(receipt))
-            )
-
-    def record_inbound(
-        self, *, message_id: str, profile_id: str, sender: str, receiver: str, cert_id: str,
-        document: dict[str, Any], receipt: Callable[[int], dict[str, Any]],
-    ) -> tuple[bool, dict[str, Any]]:
-        """Store a received certificate and its message in one transaction.
-
-        Returns ``(True, receipt)`` when stored now, ``(False, first_receipt)`` when the
-        message id was already received (the certificate is not stored twice).
-        """
+    def claim(self, profile_id: str, receiver: str, limit: int, owner: str, lease: dt.timedelta) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due messages for one partner; a leased message is not claimed by anyone else."""
         at = now()
-        try:
-            with self.engine.begin() as conn:
-                existing = self._inbound_receipt(conn, message_id)
-                if existing is not None:
-                    raise Duplicate(existing)
-                pk = conn.execute(
-                    certificates.insert().values(
-                        profile_id=profile_id, cert_id=cert_id, direction="inbound", partner=sender,
-                        status="received", document=json.dumps(document), created_at=at, updated_at=at,
-                    )
-                ).inserted_primary_key[0]
-                _add_event(conn, pk, "received", sender, {"message_id": message_id}, at)
-                body = receipt(int(pk))
-                conn.execute(
-                    messages.insert().values(
-                        message_id=message_id, direction="inbound", profile_id=profile_id, certificate_pk=pk,
-                        sender=sender, receiver=receiver, receipt=json.dumps(body), at=at,
-                    )
-                )
-                return True, body
-        except Duplicate as dup:
-            return False, dup.args[0]
-        except sa.exc.IntegrityError:
-            # A concurrent delivery of the same message id, or the same certificate id again.
-            with self.engine.connect() as conn:
-                existing = self._inbound_receipt(conn, message_id)
-            if existing is not None:
-                return False, existing
-            raise StoreError(f"certificate {cert_id!r} was already received in profile {profile_id!r} under another message id") from None
+        free = sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < at)
+        earlier = outbox.alias("earlier")
+        # Messages about one certificate go in order: a cancellation never overtakes the certificate.
+        in_order = ~sa.exists().where(
+            earlier.c.certificate_pk == outbox.c.certificate_pk, earlier.c.pk < outbox.c.pk,
+            earlier.c.status == "pending",
+        )
+        with self.engine.begin() as conn:
+            pks = conn.execute(
+                sa.select(outbox.c.pk)
+                .where(outbox.c.status == "pending", outbox.c.profile_id == profile_id, outbox.c.receiver == receiver,
+                       outbox.c.next_attempt_at <= at, free, in_order)
+                .order_by(outbox.c.pk)
+                .limit(limit)
+            ).scalars().all()
+            if not pks:
+                return []
+            conn.execute(
+                outbox.update().where(outbox.c.pk.in_(pks), outbox.c.status == "pending", free)
+                .values(lease_owner=owner, lease_until=at + lease)
+            )
+            rows = conn.execute(
+                sa.select(outbox).where(outbox.c.pk.in_(pks), outbox.c.lease_owner == owner, outbox.c.lease_until == at + lease)
+                .order_by(outbox.c.pk)
+            )
+            return [_outbox(r) for r in rows]
 
-    @staticmethod
-    def _inbound_receipt(conn: Connection, message_id: str) -> dict[str, Any] | None:
-        row = conn.execute(
-            sa.select(messages.c.receipt).where(messages.c.direction == "inbound", messages.c.message_id == message_id)
-        ).first()
-        return json.loads(row.receipt) if row is not None and row.receipt else None
+    def outbox_message(self, message_id: str) -> OutboxMessage:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(outbox).where(outbox.c.message_id == message_id)).first()
+        if row is None:
+            raise UnknownName("outbound message", message_id, [])
+        return _outbox(row)
 
-    # -- reads --------------------------------------------------------------
+    def outbox_list(self, *, status: str | None = None, profile_id: str | None = None, limit: int = 100) -> list[OutboxMessage]:
+        query = sa.select(outbox).order_by(outbox.c.pk).limit(limit)
+        if status:
+            query = query.where(outbox.c.status == status)
+        if profile_id:
+            query = query.where(outbox.c.profile_id == profile_id)
+        with self.engine.connect() as conn:
+            return [_outbox(r) for r in conn.execute(query)]
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status))
+            return {r[0]: r[1] for r in rows}
+
+    # -- reads ---------------------------------------------------------------------------
 
     def get(self, profile_id: str, cert_id: str, direction: str) -> StoredCertificate | None:
         with self.engine.connect() as conn:
@@ -245,6 +362,21 @@ class Store:
             rows = conn.execute(sa.select(certificates).where(certificates.c.cert_id == cert_id).order_by(certificates.c.pk))
             return [_stored(r) for r in rows]
 
+    def list(self, *, profile_id: str | None = None, partner: str | None = None, status: str | None = None,
+             direction: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
+             limit: int = 1000) -> list[StoredCertificate]:
+        query = sa.select(certificates).order_by(certificates.c.pk).limit(limit)
+        for column, value in ((certificates.c.profile_id, profile_id), (certificates.c.partner, partner),
+                              (certificates.c.status, status), (certificates.c.direction, direction)):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(certificates.c.created_at >= since)
+        if until is not None:
+            query = query.where(certificates.c.created_at < until)
+        with self.engine.connect() as conn:
+            return [_stored(r) for r in conn.execute(query)]
+
     def events(self, pk: int) -> list[Event]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(events).where(events.c.certificate_pk == pk).order_by(events.c.pk))
@@ -253,17 +385,27 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Row counts per table (health checks and tests)."""
         with self.engine.connect() as conn:
-            return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in (certificates, events, messages)}
-
-
-def _add_event(conn: Connection, pk: int, event: str, actor: str, detail: dict[str, Any], at: dt.datetime) -> None:
-    conn.execute(events.insert().values(certificate_pk=pk, event=event, actor=actor, detail=json.dumps(detail), at=at))
+            return {
+                t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                for t in (certificates, events, messages, outbox)
+            }
 
 
 def _stored(row: Any) -> StoredCertificate:
     return StoredCertificate(
         pk=row.pk, profile_id=row.profile_id, cert_id=row.cert_id, direction=row.direction, partner=row.partner,
         status=row.status, document=json.loads(row.document), created_at=_aware(row.created_at), updated_at=_aware(row.updated_at),
+    )
+
+
+def _outbox(row: Any) -> OutboxMessage:
+    return OutboxMessage(
+        pk=row.pk, message_id=row.message_id, profile_id=row.profile_id, certificate_pk=row.certificate_pk, kind=row.kind,
+        sender=row.sender, receiver=row.receiver, content_type=row.content_type, body=bytes(row.body),
+        headers=json.loads(row.headers), status=row.status, attempts=row.attempts,
+        next_attempt_at=_aware(row.next_attempt_at), last_error=row.last_error,
+        receipt=json.loads(row.receipt) if row.receipt else None,
+        created_at=_aware(row.created_at), updated_at=_aware(row.updated_at),
     )
 
 
@@ -278,9 +420,17 @@ def _url(url: str | Path) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy issue BEGIN itself (see _sqlite_begin_immediate).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    # Take the write lock at BEGIN: two writers then queue on busy_timeout instead of
+    # failing with "database is locked" when a reader upgrades to a writer.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -37,19 +37,25 @@ def format_timeline(rows: Iterable[TimelineRow]) -> list[str]:
     for r in rows:
         note = _note(r)
         node = f"{r.node:<8} " if r.node else ""
-        lines.append(f"{r.at.strftime('%H:%M:%S.%f')[:-3]}  {node}{r.event:<10} by {r.actor:<10}{note}")
+        who = "from" if r.event == "received" else "by"
+        lines.append(f"{r.at.strftime('%H:%M:%S.%f')[:-3]}  {node}{r.event:<18} {who} {r.actor:<8}{note}")
     return lines
 
 
 def _note(r: TimelineRow) -> str:
     d = r.detail
-    if r.event == "sent":
-        return f" message {d.get('message_id')} to {d.get('to')} over {d.get('transport')}"
-    if r.event == "delivered":
-        receipt = d.get("receipt", {})
-        return f" receipt: {receipt.get('status')} at {receipt.get('at')}"
-    if r.event == "received":
-        return f" message {d.get('message_id')}"
-    if r.event in ("retry", "failed", "action-failed"):
-        return f" {d.get('error')}"
+    if r.event == "queued":
+        return f" {d.get('kind')} message {d.get('message_id')} for {d.get('to')}"
+    if r.event in ("sent", "received"):
+        return f" message {d.get('message_id')}" + (f", replaces {d['replaces']}" if d.get("replaces") else "")
+    if "receipt" in d:
+        receipt = d["receipt"]
+        warnings = f" ({'; '.join(receipt['reasons'])})" if receipt.get("reasons") else ""
+        return f" receipt {receipt.get('status')} for message {receipt.get('message_id')}{warnings}"
+    if r.event in ("retry", "delivery-failed", "failed"):
+        return f" attempt {d.get('attempt', '?')}: {d.get('error')}" + (f", next in {d['retry_in_s']}s" if "retry_in_s" in d else "")
+    if d.get("reason"):
+        return f" reason: {d['reason']}"
+    if d.get("replaced_by"):
+        return f" by {d['replaced_by']}"
     return ""

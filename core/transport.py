@@ -15,7 +15,7 @@ MQTT       asynchronous          subscription on a broker (no route)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -46,6 +46,9 @@ class Message:
     content_type: str
     body: bytes
     kind: str = "certificate"
+    """``certificate``, ``feedback`` or ``cancellation``."""
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    """Further envelope fields, e.g. ``replaces`` (id of the certificate this one replaces)."""
 
 
 @attrs.frozen
@@ -54,9 +57,10 @@ class Receipt:
 
     message_id: str
     status: str
-    """``received`` (accepted for processing), ``refused`` (invalid or breaks a rule) or ``duplicate``."""
+    """``received``: the message is stored and applied (refusals are errors, not receipts)."""
     certificate_id: str | None = None
     reasons: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """Warnings: a receipt with reasons makes the delivery ``delivered-with-warnings``."""
     at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))
 
     def to_dict(self) -> dict[str, Any]:

@@ -124,6 +124,23 @@ class RunningGateway:
         self.sock.close()
 
 
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
+    """Poll until ``predicate()`` is truthy (delivery is asynchronous); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def waiter() -> Callable[..., object]:
+    return wait_for
+
+
 @pytest.fixture
 def gateway_class() -> type[RunningGateway]:
     return RunningGateway

@@ -1,67 +1,56 @@
-"""Built-in trigger actions: ``send`` and ``log``.
+"""Built-in trigger actions.
 
-``send`` renders the certificate with the profile's format plugin, delivers it with the
-profile's transport plugin to the trigger's ``to`` entity, and records ``sent`` then
-``delivered`` (with the partner's receipt) or ``failed``. Retryable transport failures
-are retried with the profile's ``[communication.retry]`` settings, each recorded.
+Actions run inside the transaction of the event that triggered them: whatever they
+enqueue is committed with the state change, and the outbox delivers it afterwards.
 
-``log`` writes one line per event to the ``ibb.events`` logger.
+=================  ==================================================================
+action             what it does
+=================  ==================================================================
+``send``           render the certificate with the profile's format and queue it for the
+                   trigger's ``to`` entity (``replaces`` travels in the envelope)
+``send-feedback``  queue the importing side's decision (accepted / refused, reason) for
+                   the partner the certificate came from
+``notify``         queue a cancellation notice for the trigger's ``to`` entity, or the
+                   partner of the certificate
+``log``            write one line to the ``ibb.events`` logger
+=================  ==================================================================
 """
 
 from __future__ import annotations
 
 import logging
 
-import anyio
 import pluggy
 
-from ibb.core.engine import ActionContext
-from ibb.core.errors import TransportError
-from ibb.core.transport import Message
+from ibb.core.engine import CONTROL_CONTENT_TYPE, ActionContext, control_body
 
 hookimpl = pluggy.HookimplMarker("ibb")
 log = logging.getLogger("ibb.events")
 
 
-async def send(ctx: ActionContext) -> None:
-    engine, profile = ctx.engine, ctx.profile
-    assert ctx.trigger.to is not None  # the profile loader insists on it
-    target = profile.entity(ctx.trigger.to)
-    fmt = engine.formats[profile.id]
-    transport = engine.transports[profile.id]
-    message = Message(
-        message_id=engine.new_message_id(), profile_id=profile.id, sender=ctx.actor, receiver=target.id,
-        content_type=fmt.content_type, body=fmt.render(ctx.certificate),
-    )
-    await anyio.to_thread.run_sync(
-        lambda: engine.store.record_outbound_message(ctx.record_pk, message.message_id, profile.id, ctx.actor, target.id)
-    )
-    retry = profile.communication.retry
-    detail = {"message_id": message.message_id, "to": target.id, "transport": transport.name}
-    await engine.record(ctx.record_pk, "sent", ctx.actor, detail, status="sent")
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            receipt = await transport.send(message, target.endpoint or "")
-            break
-        except TransportError as exc:
-            if transport.is_retryable(exc) and attempt < retry.attempts:
-                delay = retry.delay(attempt)
-                await engine.record(ctx.record_pk, "retry", ctx.actor, {**detail, "attempt": attempt, "error": str(exc), "retry_in_s": delay})
-                await anyio.sleep(delay)
-                continue
-            await engine.record(ctx.record_pk, "failed", ctx.actor, {**detail, "attempt": attempt, "error": str(exc)}, status="failed")
-            raise
-    if receipt is None:  # asynchronous transports: the receipt arrives later as a message
-        return
-    await anyio.to_thread.run_sync(lambda: engine.store.set_receipt("outbound", message.message_id, receipt.to_dict()))
-    await engine.record(ctx.record_pk, "delivered", target.id, {**detail, "receipt": receipt.to_dict()}, status="delivered")
+def send(ctx: ActionContext) -> None:
+    fmt = ctx.engine.formats[ctx.profile.id]
+    headers = {"replaces": ctx.detail["replaces"]} if ctx.detail.get("replaces") else {}
+    ctx.enqueue("certificate", ctx.target(), fmt.render(ctx.certificate), fmt.content_type, headers)
 
 
-async def log_event(ctx: ActionContext) -> None:
-    log.info("%s: certificate %s %s (by %s)", ctx.profile.id, ctx.certificate.id, ctx.event, ctx.actor)
+def send_feedback(ctx: ActionContext) -> None:
+    body = control_body("feedback", ctx.record.cert_id, decision=ctx.detail["decision"], reason=ctx.detail.get("reason", ""))
+    ctx.enqueue("feedback", ctx.target(), body, CONTROL_CONTENT_TYPE)
+
+
+def notify(ctx: ActionContext) -> None:
+    body = control_body("cancellation", ctx.record.cert_id, reason=ctx.detail.get("reason", ""))
+    ctx.enqueue("cancellation", ctx.target(), body, CONTROL_CONTENT_TYPE)
+
+
+def log_event(ctx: ActionContext) -> None:
+    log.info("%s: certificate %s %s (by %s)", ctx.profile.id, ctx.record.cert_id, ctx.event, ctx.actor)
 
 
 @hookimpl
 def ibb_register_actions(register):
     register("send", send)
+    register("send-feedback", send_feedback)
+    register("notify", notify)
     register("log", log_event)

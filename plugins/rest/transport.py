@@ -5,7 +5,9 @@ Wire protocol (also described by ``GET /rest/{profile}/openapi.json`` on every g
 * ``POST {endpoint}`` where the partner's endpoint is ``…/rest/{profile}/messages``;
 * body: the document in the profile's message format, ``Content-Type`` of that format;
 * headers ``Ibb-Message-Id``, ``Ibb-Sender``, ``Ibb-Receiver`` (entity ids of the profile),
-  and ``Authorization: Bearer …`` when the profile sets ``token``;
+  ``Ibb-Message-Kind`` (``certificate``, ``feedback`` or ``cancellation``; default
+  ``certificate``), ``Ibb-Replaces`` (a replacement's predecessor), and
+  ``Authorization: Bearer …`` when the profile sets ``token``;
 * ``200`` with a JSON receipt, or an RFC 9457 problem document (``4xx``/``5xx``).
 
 Retryable: connection failures, time-outs, ``408``, ``425``, ``429`` and ``5xx``.
@@ -31,6 +33,8 @@ from ibb.core.secrets import SecretRef
 from ibb.core.transport import Capabilities, InboundHandler, Message, Receipt, Transport
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
+ENVELOPE_EXTRAS = ("replaces",)
+"""Optional envelope fields carried as ``Ibb-<Name>`` headers."""
 
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
@@ -74,7 +78,9 @@ class RestTransport(Transport):
             "Ibb-Message-Id": message.message_id,
             "Ibb-Sender": message.sender,
             "Ibb-Receiver": message.receiver,
+            "Ibb-Message-Kind": message.kind,
         }
+        headers.update({f"Ibb-{name.title()}": value for name, value in message.headers.items()})
         token = self._token()
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -103,6 +109,8 @@ class RestTransport(Transport):
                     receiver=_header(request, "ibb-receiver"),
                     content_type=request.headers.get("content-type", ""),
                     body=await read_body(request, self.settings.max_body_bytes),
+                    kind=request.headers.get("ibb-message-kind", "certificate"),
+                    headers={name: request.headers[f"ibb-{name}"] for name in ENVELOPE_EXTRAS if f"ibb-{name}" in request.headers},
                 )
                 receipt = await handler(message)
             except IbbError as exc:
@@ -167,6 +175,11 @@ def openapi_document(profile_id: str, with_token: bool) -> dict[str, Any]:
                         header("Ibb-Message-Id", "Unique id of this message; a repeated id gets the first receipt again"),
                         header("Ibb-Sender", "Entity id of the sender in the profile"),
                         header("Ibb-Receiver", "Entity id of the receiver in the profile"),
+                        {"name": "Ibb-Message-Kind", "in": "header", "required": False,
+                         "schema": {"type": "string", "enum": ["certificate", "feedback", "cancellation"], "default": "certificate"},
+                         "description": "What the body is: a certificate in the profile's format, or a feedback / cancellation notice (application/vnd.ibb.control+json)"},
+                        {"name": "Ibb-Replaces", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
+                         "description": "Id of the certificate this one replaces"},
                     ],
                     "requestBody": {
                         "required": True,
@@ -183,8 +196,9 @@ def openapi_document(profile_id: str, with_token: bool) -> dict[str, Any]:
                             for code, text in (
                                 (400, "Missing or malformed envelope header"),
                                 (401, "Missing or wrong bearer token"),
-                                (403, "Sender or receiver is not an entity of the profile"),
-                                (404, "Unknown profile"),
+                                (403, "Sender or receiver is not an entity of the profile, or not the certificate's partner"),
+                                (404, "Unknown profile, or unknown certificate for a feedback or cancellation"),
+                                (409, "Certificate id already received under another message id, or a state change the lifecycle forbids"),
                                 (413, "Body larger than the profile's limit"),
                                 (415, "Content type is not the profile's message format"),
                                 (422, "Invalid certificate or business rule violated"),
@@ -201,7 +215,7 @@ def openapi_document(profile_id: str, with_token: bool) -> dict[str, Any]:
                     "required": ["message_id", "status", "at"],
                     "properties": {
                         "message_id": {"type": "string"},
-                        "status": {"type": "string", "enum": ["received", "refused", "duplicate"]},
+                        "status": {"type": "string", "enum": ["received"]},
                         "certificate_id": {"type": ["string", "null"]},
                         "reasons": {"type": "array", "items": {"type": "string"}},
                         "at": {"type": "string", "format": "date-time"},

@@ -11,8 +11,11 @@ import attrs
 import httpx
 import pytest
 
+from ibb.core.gateway import bind
 from ibb.core.model import certificate_from_dict, certificate_to_dict, certificate_to_json
 from ibb.core.samples import sample_certificate
+
+EMPTY = {"certificates": 0, "events": 0, "messages": 0, "outbox": 0}
 
 
 def post_message(gw, profile_id: str, body: bytes, **headers: str) -> httpx.Response:
@@ -21,25 +24,75 @@ def post_message(gw, profile_id: str, body: bytes, **headers: str) -> httpx.Resp
     return httpx.post(f"{gw.url}/rest/{profile_id}/messages", content=body, headers=base, timeout=10)
 
 
-def test_certificate_travels_and_both_sides_record_it(gateway_pair) -> None:
+def test_certificate_travels_and_both_sides_record_it(gateway_pair, waiter) -> None:
     exporter, importer, profile = gateway_pair
     cert = sample_certificate("KR-2026-000001", items=3)
     r = httpx.post(f"{exporter.url}/api/{profile.id}/certificates", params={"as": "KR-KCS"}, content=certificate_to_json(cert), timeout=30)
     assert r.status_code == 201, r.text
-    assert r.json() == {"certificate_id": "KR-2026-000001", "status": "delivered"}
+    assert r.json()["certificate_id"] == "KR-2026-000001" and r.json()["status"] == "issued"
 
+    def delivered():
+        record = exporter.engine.store.get(profile.id, cert.id, "outbound")
+        return record if record.status == "delivered" else None
+
+    sent = waiter(delivered, what="delivery")
     received = importer.engine.store.get(profile.id, cert.id, "inbound")
     assert received is not None and received.status == "received" and received.partner == "KR-KCS"
     assert certificate_from_dict(received.document) == attrs.evolve(cert, status="received")
-
-    sent = exporter.engine.store.get(profile.id, cert.id, "outbound")
-    assert sent is not None and sent.status == "delivered" and sent.partner == "CN-GACC"
+    assert sent.partner == "CN-GACC"
     events = exporter.engine.store.events(sent.pk)
-    assert [e.event for e in events] == ["issued", "sent", "delivered"]
+    assert [e.event for e in events] == ["issued", "queued", "sent", "delivered"]
     receipt = events[-1].detail["receipt"]
     assert receipt["status"] == "received" and receipt["certificate_id"] == cert.id
     assert receipt["message_id"] == events[1].detail["message_id"]
     assert [e.event for e in importer.engine.store.events(received.pk)] == ["received"]
+
+    tracking = httpx.get(f"{exporter.url}/api/messages/{receipt['message_id']}").json()
+    assert tracking["status"] == "delivered" and tracking["attempts"] == 1 and tracking["to"] == "CN-GACC"
+    shown = httpx.get(f"{exporter.url}/api/{profile.id}/certificates/{cert.id}").json()
+    assert shown["status"] == "delivered" and [e["event"] for e in shown["events"]] == ["issued", "queued", "sent", "delivered"]
+
+
+def test_feedback_and_cancellation_travel_back_and_forth(gateway_pair, waiter) -> None:
+    exporter, importer, profile = gateway_pair
+    api = lambda gw: f"{gw.url}/api/{profile.id}/certificates"  # noqa: E731
+    for n in (1, 2):
+        cert = sample_certificate(f"KR-2026-00000{n}")
+        assert httpx.post(api(exporter), params={"as": "KR-KCS"}, content=certificate_to_json(cert)).status_code == 201
+    status = lambda gw, cid, d: gw.engine.store.get(profile.id, cid, d).status  # noqa: E731
+    waiter(lambda: status(exporter, "KR-2026-000002", "outbound") == "delivered", what="delivery")
+
+    r = httpx.post(f"{api(importer)}/KR-2026-000001/decision", json={"decision": "refused", "as": "CN-GACC", "reason": "origin criterion not met"})
+    assert r.status_code == 200 and r.json()["status"] == "refused"
+    waiter(lambda: status(exporter, "KR-2026-000001", "outbound") == "refused", what="feedback")
+    refused = [e for e in exporter.engine.store.events(exporter.engine.store.get(profile.id, "KR-2026-000001", "outbound").pk) if e.event == "refused"]
+    assert refused[0].actor == "CN-GACC" and refused[0].detail["reason"] == "origin criterion not met"
+
+    r = httpx.post(f"{api(exporter)}/KR-2026-000002/cancel", json={"as": "KR-KCS", "reason": "issued in error"})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    waiter(lambda: status(importer, "KR-2026-000002", "inbound") == "cancelled", what="cancellation")
+
+    # Illegal transitions are refused with 409 and change nothing.
+    r = httpx.post(f"{api(importer)}/KR-2026-000002/decision", json={"decision": "accepted", "as": "CN-GACC"})
+    assert r.status_code == 409 and "is cancelled; it cannot become accepted" in r.json()["detail"]
+    assert status(importer, "KR-2026-000002", "inbound") == "cancelled"
+    r = httpx.post(f"{api(importer)}/KR-2026-000001/decision", json={"decision": "maybe", "as": "CN-GACC"})
+    assert r.status_code == 422
+
+
+def test_replacement_references_the_old_certificate_on_both_sides(gateway_pair, waiter) -> None:
+    exporter, importer, profile = gateway_pair
+    api = f"{exporter.url}/api/{profile.id}/certificates"
+    old = sample_certificate("KR-2026-000010")
+    httpx.post(api, params={"as": "KR-KCS"}, content=certificate_to_json(old))
+    waiter(lambda: importer.engine.store.get(profile.id, old.id, "inbound"), what="first delivery")
+    new = attrs.evolve(old, id="KR-2026-000011", remarks="Corrected invoice number")
+    r = httpx.post(api, params={"as": "KR-KCS", "replaces": old.id}, content=certificate_to_json(new))
+    assert r.status_code == 201
+    assert exporter.engine.store.get(profile.id, old.id, "outbound").status == "replaced"
+    waiter(lambda: importer.engine.store.get(profile.id, old.id, "inbound").status == "replaced", what="replacement")
+    received = importer.engine.store.get(profile.id, new.id, "inbound")
+    assert importer.engine.store.events(received.pk)[0].detail["replaces"] == old.id
 
 
 def test_health_and_openapi(gateway_pair) -> None:
@@ -48,7 +101,8 @@ def test_health_and_openapi(gateway_pair) -> None:
     doc = httpx.get(f"{importer.url}/rest/{profile.id}/openapi.json").json()
     assert doc["openapi"] == "3.1.0"
     op = doc["paths"][f"/rest/{profile.id}/messages"]["post"]
-    assert {p["name"] for p in op["parameters"]} == {"Ibb-Message-Id", "Ibb-Sender", "Ibb-Receiver"}
+    assert {p["name"] for p in op["parameters"] if p["required"]} == {"Ibb-Message-Id", "Ibb-Sender", "Ibb-Receiver"}
+    assert {p["name"] for p in op["parameters"] if not p["required"]} == {"Ibb-Message-Kind", "Ibb-Replaces"}
     assert {"200", "413", "415", "422"} <= set(op["responses"])
 
 
@@ -58,8 +112,25 @@ def test_same_message_twice_is_acknowledged_again_but_stored_once(gateway_pair) 
     first = post_message(importer, profile.id, body, Ibb_Message_Id="dup-1")
     second = post_message(importer, profile.id, body, Ibb_Message_Id="dup-1")
     assert first.status_code == second.status_code == 200
-    assert first.json() == second.json()
-    assert importer.engine.store.counts() == {"certificates": 1, "events": 1, "messages": 1}
+    assert first.json()["reasons"] == []
+    assert {**second.json(), "reasons": []} == first.json()
+    assert second.json()["reasons"] == ["duplicate: message dup-1 was already received and applied once"]
+    assert importer.engine.store.counts() == {"certificates": 1, "events": 1, "messages": 1, "outbox": 0}
+
+
+def test_replayed_certificate_under_a_new_message_id_changes_nothing(gateway_pair) -> None:
+    _, importer, profile = gateway_pair
+    body = importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000003"))
+    assert post_message(importer, profile.id, body, Ibb_Message_Id="orig-1").status_code == 200
+    before = importer.engine.store.counts()
+    replay = post_message(importer, profile.id, body, Ibb_Message_Id="replay-1")
+    assert replay.status_code == 409 and "already recorded" in replay.json()["detail"]
+    forged = post_message(importer, profile.id, b'{"kind": "cancellation", "certificate_id": "KR-2026-000003"}',
+                          Ibb_Message_Id="forged-1", Ibb_Message_Kind="cancellation", Content_Type="application/vnd.ibb.control+json",
+                          Ibb_Sender="KR-KCCI")
+    assert forged.status_code == 403 and "not exchanged with 'KR-KCCI'" in forged.json()["detail"]
+    assert importer.engine.store.counts() == before
+    assert importer.engine.store.get(profile.id, "KR-2026-000003", "inbound").status == "received"
 
 
 def _assert_refused(importer, response: httpx.Response, status: int, fragment: str) -> None:
@@ -68,7 +139,7 @@ def _assert_refused(importer, response: httpx.Response, status: int, fragment: s
     problem = response.json()
     text = problem["detail"] + " ".join(problem.get("errors", []))
     assert fragment in text, problem
-    assert importer.engine.store.counts() == {"certificates": 0, "events": 0, "messages": 0}
+    assert importer.engine.store.counts() == EMPTY
 
 
 def test_bad_input_gets_a_problem_and_leaves_the_store_unchanged(gateway_pair) -> None:
@@ -110,15 +181,14 @@ def test_issue_refuses_rule_violations_and_invalid_json_without_recording(gatewa
     assert "$.items[0].currency: 'EURO' is not an ISO 4217 currency code" in r.json()["errors"][0]
     r = httpx.post(api, content=json.dumps(bad_id))
     assert r.status_code == 400 and "'as'" in r.json()["detail"]
-    assert exporter.engine.store.counts() == {"certificates": 0, "events": 0, "messages": 0}
-    assert importer.engine.store.counts() == {"certificates": 0, "events": 0, "messages": 0}
+    assert exporter.engine.store.counts() == EMPTY
+    assert importer.engine.store.counts() == EMPTY
 
 
 @pytest.mark.anyio
-async def test_partner_down_is_retried_then_recorded_as_failed(shipped_profile, plugins, store_factory) -> None:
+async def test_partner_down_is_retried_then_dead_lettered_and_redriven(shipped_profile, plugins, store_factory) -> None:
     from ibb.core.engine import Engine
-    from ibb.core.errors import TransportError
-    from ibb.core.gateway import bind
+    from ibb.core.outbox import Dispatcher, redrive
     from ibb.core.profile import Retry
 
     closed = bind("127.0.0.1", 0)  # a port nobody listens on once closed
@@ -127,16 +197,23 @@ async def test_partner_down_is_retried_then_recorded_as_failed(shipped_profile, 
     profile = shipped_profile.with_endpoint("CN-GACC", f"http://127.0.0.1:{port}/rest/kr-cn-eodes/messages")
     profile = attrs.evolve(profile, communication=attrs.evolve(profile.communication, retry=Retry(attempts=3, initial_seconds=0.01)))
     engine = Engine({profile.id: profile}, store_factory("kr"), plugins)
-    with pytest.raises(TransportError, match="ConnectError"):
-        await engine.issue(profile.id, sample_certificate("KR-2026-000006"), "KR-KCS")
+    await engine.issue(profile.id, sample_certificate("KR-2026-000006"), "KR-KCS")
+    dispatcher = Dispatcher(engine, poll_seconds=0.01)
+    assert await dispatcher.drain(10) is True
     record = engine.store.get(profile.id, "KR-2026-000006", "outbound")
     assert record is not None and record.status == "failed"
-    events = [e.event for e in engine.store.events(record.pk)]
-    assert events == ["issued", "sent", "retry", "retry", "failed", "action-failed"]
+    events = engine.store.events(record.pk)
+    assert [e.event for e in events] == ["issued", "queued", "sent", "retry", "retry", "delivery-failed", "failed"]
+    assert "ConnectError" in events[3].detail["error"] and events[3].detail["attempt"] == 1
+    (message,) = engine.store.outbox_list()
+    assert message.status == "failed" and message.attempts == 3 and "ConnectError" in message.last_error
+
+    assert redrive(engine.store, message.message_id).status == "pending"
+    assert [e.event for e in engine.store.events(record.pk)][-1] == "redriven"
     await engine.close()
 
 
-def test_bearer_token_is_sent_and_required(shipped_profile, plugins, store_factory, monkeypatch, gateway_class) -> None:
+def test_bearer_token_is_sent_and_required(shipped_profile, plugins, store_factory, monkeypatch, gateway_class, waiter) -> None:
     from ibb.core.engine import Engine
     from ibb.core.secrets import SecretRef
 
@@ -152,7 +229,9 @@ def test_bearer_token_is_sent_and_required(shipped_profile, plugins, store_facto
         _assert_refused(importer, post_message(importer, profile.id, body), 401, "bearer token")
         r = httpx.post(f"{exporter.url}/api/{profile.id}/certificates", params={"as": "KR-KCS"},
                        content=certificate_to_json(sample_certificate("KR-2026-000007")), timeout=30)
-        assert r.json()["status"] == "delivered"
+        assert r.status_code == 201
+        wait_for = waiter
+        wait_for(lambda: exporter.engine.store.get(profile.id, "KR-2026-000007", "outbound").status == "delivered", what="delivery with token")
     finally:
         exporter.stop()
         importer.stop()
