@@ -519,16 +519,15 @@ def _cap(lines: list[str]) -> list[str]:
 
 
 def _depth_exceeds(document: Any, limit: int) -> bool:
-    """Whether arrays and objects nest deeper than ``limit`` (checked without recursion)."""
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """Whether arrays and objects nest deeper than ``limit`` (checked level by level, without recursion)."""
+    level, depth = [document], 1
+    while level:
         if depth > limit:
             return True
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+        deeper: list[Any] = []
+        for node in level:
+            deeper.extend(v for v in (node.values() if isinstance(node, dict) else node) if isinstance(v, (dict, list)))
+        level, depth = deeper, depth + 1
     return False
 
 

@@ -1,0 +1,103 @@
+"""Helpers for testing ibb end to end with real gateway processes (tests, benchmarks, plugin authors).
+
+:class:`GatewayProcess` runs ``ibb serve`` as a child process on a free 127.0.0.1 port,
+so a test can stop it cleanly, kill it with SIGKILL and start it again on the same
+store and port. :func:`wire_profile` writes a copy of a profile whose entities point at
+those ports. Only processes started here are ever signalled, by their PID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .gateway import bind
+
+
+def free_port() -> int:
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def wire_profile(source: Path, target_dir: Path, endpoints: dict[str, str], replace: dict[str, str] | None = None) -> Path:
+    """Copy profile ``source`` into ``target_dir`` with ``endpoint`` of each entity id in ``endpoints`` replaced.
+
+    ``replace`` maps further literal TOML snippets to their replacement (e.g. a shorter timeout).
+    """
+    text = source.read_text(encoding="utf-8")
+    for entity_id, url in endpoints.items():
+        pattern = re.compile(rf'(id = "{re.escape(entity_id)}"\n(?:(?!\[\[).*\n)*?)endpoint = ".*"')
+        text, count = pattern.subn(lambda m: f'{m.group(1)}endpoint = "{url}"', text)
+        if count != 1:
+            raise ValueError(f"entity {entity_id!r} with an endpoint not found in {source}")
+    for old, new in (replace or {}).items():
+        if old not in text:
+            raise ValueError(f"{old!r} not found in {source}")
+        text = text.replace(old, new)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / source.name
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+class GatewayProcess:
+    """``ibb serve`` in a child process. The port is chosen once and kept across restarts."""
+
+    def __init__(self, profiles: Path, store: str, port: int | None = None, log: Path | None = None):
+        self.profiles, self.store = profiles, store
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> GatewayProcess:
+        exe = shutil.which("ibb") or str(Path(sys.executable).with_name("ibb"))
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [exe, "serve", "--profiles", str(self.profiles), "--store", self.store, "--port", str(self.port), "--log-level", "warning"],
+            stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway on port {self.port} exited with {self.proc.returncode} (log: {self.log})")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"gateway on port {self.port} did not become healthy in {timeout}s (log: {self.log})")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush: what a power cut does."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait; kill if it does not stop in time. Returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
