@@ -1,13 +1,20 @@
 """ibb benchmarks: one JSON line per figure on standard output.
 
-    python benchmarks/run.py [--certificates 2000] [--concurrency 16] [--items 3] [--time-limit 300]
+    python benchmarks/run.py [--figures rest_e2e,partners,soak] [--certificates 2000]
+                             [--soak-certificates 100000] [--time-limit 900]
 
-``rest_e2e``: two gateways, each a separate ``ibb serve`` process with its own SQLite
-store, on 127.0.0.1. The exporting back-office submits certificates to ``/api``; each is
-checked, recorded, rendered, POSTed to the importing gateway, parsed, checked, stored and
-its receipt recorded before the submit call returns. Reports certificates/second, p50 and
-p99 latency of that call, and each gateway's peak RSS (VmHWM from /proc). Bounded by
-``--certificates`` and ``--time-limit``; only processes started here are stopped.
+Every figure runs real ``ibb serve`` processes with SQLite stores on 127.0.0.1; the
+benchmark only submits certificates to the exporting gateway's ``/api`` and reads the
+stores. Loops are bounded by count and by ``--time-limit``; only processes started here
+are stopped, by their PID.
+
+* ``rest_e2e``: certificates/second from submit to stored on the importing side, and
+  latency issue -> delivered (p50/p99, from the sender's lifecycle events), peak RSS
+  (VmHWM) of both gateways.
+* ``partners``: the same throughput through the outbox with 1, 2, 4 and 8 partners
+  (one bilateral profile per partner, all hosted by one sending and one receiving gateway).
+* ``soak``: ``--soak-certificates`` through the outbox; RSS of both gateways sampled as
+  it runs, to show that memory stays flat (first and last tenth compared).
 """
 
 from __future__ import annotations
@@ -16,145 +23,165 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 
-from ibb.core.gateway import bind
 from ibb.core.model import certificate_to_json
 from ibb.core.samples import sample_certificate
+from ibb.core.store import Store, certificates, events
+from ibb.core.testing import GatewayProcess, free_port, wire_profile
 from ibb.profiles import SHIPPED_DIR
 
-PROFILE = "kr-cn-eodes"
+BASE = "kr-cn-eodes"
 
 
-def free_port() -> int:
-    s = bind("127.0.0.1", 0)
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def peak_rss_mb(pid: int) -> float | None:
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         return None
     return None
 
 
-def start_gateway(profiles: Path, store: Path, port: int) -> subprocess.Popen:
-    exe = shutil.which("ibb") or str(Path(sys.executable).with_name("ibb"))
-    return subprocess.Popen(
-        [exe, "serve", "--profiles", str(profiles), "--store", str(store), "--port", str(port), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+def make_profiles(tmp: Path, partners: int, sender_port: int, receiver_port: int) -> tuple[Path, list[str]]:
+    """``partners`` copies of the shipped profile, each its own bilateral exchange, in one folder."""
+    folder = tmp / "profiles"
+    ids = []
+    for n in range(1, partners + 1):
+        pid = BASE if partners == 1 else f"{BASE}-p{n}"
+        endpoints = {
+            "KR-KCS": f"http://127.0.0.1:{sender_port}/rest/{pid}/messages",
+            "CN-GACC": f"http://127.0.0.1:{receiver_port}/rest/{pid}/messages",
+        }
+        written = wire_profile(Path(SHIPPED_DIR) / f"{BASE}.toml", tmp / f"p{n}", endpoints, {f'id = "{BASE}"': f'id = "{pid}"'})
+        folder.mkdir(exist_ok=True)
+        written.rename(folder / f"{pid}.toml")
+        ids.append(pid)
+    return folder, ids
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gateway exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"gateway at {url} did not become healthy")
-
-
-async def submit_all(url: str, n: int, concurrency: int, items: int, time_limit: float) -> tuple[list[float], int, float]:
-    bodies = [certificate_to_json(sample_certificate(f"KR-2026-{i:06d}", items=items)) for i in range(1, n + 1)]
-    latencies: list[float] = []
-    failures = 0
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for b in bodies:
-        queue.put_nowait(b)
-    deadline = time.monotonic() + time_limit
+async def submit(url: str, work: list[tuple[str, str]], concurrency: int, deadline: float) -> int:
+    """POST (profile, certificate id) pairs to the issuing API; returns how many were accepted."""
+    queue = list(reversed(work))
+    accepted = 0
+    bodies: dict[str, bytes] = {}
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal failures
-        while time.monotonic() < deadline:
-            try:
-                body = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            t0 = time.perf_counter()
-            r = await client.post(f"{url}/api/{PROFILE}/certificates", params={"as": "KR-KCS"}, content=body)
-            latencies.append(time.perf_counter() - t0)
-            if r.status_code != 201 or r.json().get("status") != "delivered":
-                failures += 1
+        nonlocal accepted
+        while queue and time.monotonic() < deadline:
+            profile_id, cert_id = queue.pop()
+            body = certificate_to_json(sample_certificate(cert_id, items=3)).encode()
+            bodies.setdefault("size", body)
+            r = await client.post(f"{url}/api/{profile_id}/certificates", params={"as": "KR-KCS"}, content=body)
+            if r.status_code == 201:
+                accepted += 1
 
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
-        start = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    return latencies, failures, elapsed
+    return accepted
 
 
-def rest_e2e(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory(prefix="ibb-bench-") as tmp:
-        tmpdir = Path(tmp)
+def count_received(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(certificates).where(certificates.c.direction == "inbound")).scalar_one()
+
+
+def latencies(store: Store) -> list[float]:
+    """Seconds from 'issued' to 'delivered' of every outbound certificate, from the sender's event log."""
+    issued = events.alias("i")
+    delivered = events.alias("d")
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(issued.c.at, delivered.c.at)
+            .join(delivered, sa.and_(delivered.c.certificate_pk == issued.c.certificate_pk, delivered.c.event == "delivered"))
+            .where(issued.c.event == "issued")
+        ).all()
+    return sorted((d - i).total_seconds() for i, d in rows)
+
+
+def run_exchange(args: argparse.Namespace, partners: int, total: int, sample_rss: bool = False) -> dict:
+    with tempfile.TemporaryDirectory(prefix="ibb-bench-") as tmp_name:
+        tmp = Path(tmp_name)
         ports = {"KR-KCS": free_port(), "CN-GACC": free_port()}
-        text = (Path(SHIPPED_DIR) / f"{PROFILE}.toml").read_text()
-        text = text.replace("127.0.0.1:8701", f"127.0.0.1:{ports['KR-KCS']}").replace("127.0.0.1:8702", f"127.0.0.1:{ports['CN-GACC']}")
-        (tmpdir / "profiles").mkdir()
-        (tmpdir / "profiles" / f"{PROFILE}.toml").write_text(text)
-        procs = {node: start_gateway(tmpdir / "profiles", tmpdir / f"{node}.sqlite", port) for node, port in ports.items()}
+        profiles, ids = make_profiles(tmp, partners, ports["KR-KCS"], ports["CN-GACC"])
+        stores = {node: str(tmp / f"{node}.sqlite") for node in ports}
+        gws = {node: GatewayProcess(profiles, stores[node], ports[node], log=tmp / f"{node}.log") for node in ports}
         try:
-            for node, proc in procs.items():
-                wait_healthy(f"http://127.0.0.1:{ports[node]}", proc)
-            latencies, failures, elapsed = asyncio.run(
-                submit_all(f"http://127.0.0.1:{ports['KR-KCS']}", args.certificates, args.concurrency, args.items, args.time_limit)
-            )
-            rss = {node: peak_rss_mb(p.pid) for node, p in procs.items()}
+            for gw in gws.values():
+                gw.start()
+            receiver_store = Store(stores["CN-GACC"])
+            work = [(ids[n % len(ids)], f"KR-2026-{n + 1:06d}") for n in range(total)]
+            deadline = time.monotonic() + args.time_limit
+            samples: list[tuple[int, float | None, float | None]] = []
+            start = time.perf_counter()
+            done = 0
+
+            async def drive() -> int:
+                nonlocal done
+                submitting = asyncio.create_task(submit(gws["KR-KCS"].url, work, args.concurrency, deadline))
+                while time.monotonic() < deadline:
+                    done = await asyncio.to_thread(count_received, receiver_store)
+                    if sample_rss:
+                        samples.append((done, rss_mb(gws["KR-KCS"].pid), rss_mb(gws["CN-GACC"].pid)))
+                    if submitting.done() and done >= submitting.result():
+                        break
+                    await asyncio.sleep(2.0 if sample_rss else 0.2)
+                return await submitting
+
+            accepted = asyncio.run(drive())
+            elapsed = time.perf_counter() - start
+            lat = latencies(Store(stores["KR-KCS"]))
+            peak = {node: rss_mb(gw.pid, "VmHWM") for node, gw in gws.items()}
         finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs.values():
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-    latencies.sort()
-    done = len(latencies)
-    return {
-        "figure": "rest_e2e",
+            for gw in gws.values():
+                gw.stop()
+    result = {
+        "partners": partners,
         "certificates": done,
-        "failures": failures,
-        "items_per_certificate": args.items,
-        "concurrency": args.concurrency,
+        "submitted": accepted,
         "seconds": round(elapsed, 2),
         "certificates_per_s": round(done / elapsed, 1) if elapsed else None,
-        "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
-        "p99_ms": round(latencies[min(done - 1, int(done * 0.99))] * 1000, 1) if latencies else None,
-        "exporter_peak_rss_mb": rss["KR-KCS"],
-        "importer_peak_rss_mb": rss["CN-GACC"],
-        "store": "sqlite",
-        "cpus": os.cpu_count(),
+        "latency_p50_ms": round(statistics.median(lat) * 1000, 1) if lat else None,
+        "latency_p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1) if lat else None,
+        "exporter_peak_rss_mb": peak["KR-KCS"],
+        "importer_peak_rss_mb": peak["CN-GACC"],
     }
+    if sample_rss and samples:
+        tenth = max(1, len(samples) // 10)
+        first, last = samples[:tenth], samples[-tenth:]
+        result["rss_mb_first_tenth"] = {"exporter": max(s[1] or 0 for s in first), "importer": max(s[2] or 0 for s in first)}
+        result["rss_mb_last_tenth"] = {"exporter": max(s[1] or 0 for s in last), "importer": max(s[2] or 0 for s in last)}
+        result["rss_samples"] = len(samples)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--figures", default="rest_e2e,partners", help="comma-separated: rest_e2e, partners, soak")
     parser.add_argument("--certificates", type=int, default=2000)
+    parser.add_argument("--soak-certificates", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--items", type=int, default=3)
-    parser.add_argument("--time-limit", type=float, default=300.0, help="stop submitting after this many seconds")
+    parser.add_argument("--time-limit", type=float, default=900.0, help="seconds; each figure stops submitting after this")
     args = parser.parse_args()
-    print(json.dumps(rest_e2e(args)), flush=True)
+    common = {"store": "sqlite", "cpus": os.cpu_count(), "python": sys.version.split()[0], "items_per_certificate": 3}
+    for figure in args.figures.split(","):
+        if figure == "rest_e2e":
+            print(json.dumps({"figure": "rest_e2e", **run_exchange(args, 1, args.certificates), **common}), flush=True)
+        elif figure == "partners":
+            for partners in (1, 2, 4, 8):
+                print(json.dumps({"figure": "outbox_partners", **run_exchange(args, partners, args.certificates), **common}), flush=True)
+        elif figure == "soak":
+            print(json.dumps({"figure": "soak", **run_exchange(args, 1, args.soak_certificates, sample_rss=True), **common}), flush=True)
+        else:
+            parser.error(f"unknown figure {figure!r}")
 
 
 if __name__ == "__main__":

@@ -241,6 +241,11 @@ wait_option = click.option("--wait", default=30.0, show_default=True, type=float
                            help="Seconds to spend delivering queued messages now (0: leave them to the gateway).")
 
 
+from .cli_cert import register as _register_cert  # noqa: E402  (keys demo, cert render/sign/verify/parse)
+
+_register_cert(main, cert)
+
+
 @cert.command("issue")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--profile", "profile_id", required=True, help="Profile id.")

@@ -7,8 +7,9 @@ delivers what was committed, so a crash at any point loses and duplicates nothin
 
 Sending side: ``issue`` (rules -> record issued -> ``certificate.issued`` triggers, e.g.
 ``send``), ``cancel`` (-> ``certificate.cancelled``, e.g. ``notify``).
-Receiving side: ``receive`` (envelope -> parse -> rules -> store once per message id ->
-receipt -> ``certificate.received``), ``decide`` (preference granted or refused ->
+Receiving side: ``receive`` (envelope -> verify signatures and trust when the profile
+requires signatures -> parse -> rules -> store once per message id -> receipt ->
+``certificate.received``), ``decide`` (preference granted or refused ->
 ``preference.decided``, e.g. ``send-feedback``). Feedback and cancellations arrive through
 ``receive`` like certificates.
 """
@@ -201,6 +202,8 @@ class Engine:
             fmt = self.formats[profile.id]
             if content_type != fmt.content_type:
                 raise Refused(f"content type {message.content_type!r} is not {fmt.content_type!r} (format {fmt.name!r})", 415)
+            if profile.data_cluster.signatures:
+                fmt.verify(message.body).raise_for_problems(source=f"message {message.message_id}")
             certificate = fmt.parse(message.body)
             problems = self.check_rules(profile.id, certificate, "inbound")
             if problems:

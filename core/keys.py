@@ -139,6 +139,17 @@ def load_credentials(key: SecretRef, certificate: SecretRef | None = None, passw
     return creds
 
 
+def entity_credentials(profile: Any, entity: Any, format_options: Any) -> Credentials:
+    """The signing credentials of a profile entity (its ``key`` and ``certificate``), loaded once.
+
+    The key's password, if any, comes from the format option ``key_passwords[entity id]``.
+    """
+    if entity.key is None:
+        raise KeyUnavailable(f"profile {profile.id}: entity {entity.id} ({entity.role}) has no key on this node to sign with")
+    password = getattr(format_options, "key_passwords", {}).get(entity.id)
+    return load_credentials(entity.key, entity.certificate, password)
+
+
 def _ident(ref: SecretRef | None) -> str:
     if ref is None:
         return ""
@@ -173,7 +184,8 @@ DEMO_PARTIES = (
 
 
 def make_certificate(common_name: str, key: Any, issuer_cert: x509.Certificate | None, issuer_key: Any, *, ca: bool,
-                     not_before: Any = None, days: int = 3650, serial: int | None = None) -> x509.Certificate:
+                     not_before: Any = None, days: int = 3650, serial: int | None = None,
+                     not_after: Any = None) -> x509.Certificate:
     """An X.509 v3 certificate for ``key`` (self-signed when ``issuer_cert`` is None), openssl-compatible."""
     import datetime as dt
 
@@ -188,7 +200,7 @@ def make_certificate(common_name: str, key: Any, issuer_cert: x509.Certificate |
         .public_key(key.public_key())
         .serial_number(serial or x509.random_serial_number())
         .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=days))
+        .not_valid_after(not_after or start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )

@@ -204,6 +204,11 @@ def _make_converter() -> cattrs.Converter:
             raise ValueError(f"expected a string, got {v!r}")
         return v
 
+    def _bool(v: Any, _: type) -> bool:
+        if not isinstance(v, bool):
+            raise ValueError(f"expected true or false, got {v!r}")
+        return v
+
     def _int(v: Any, _: type) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(f"expected an integer, got {v!r}")
@@ -217,6 +222,7 @@ def _make_converter() -> cattrs.Converter:
     c.register_unstructure_hook(dt.datetime, dt.datetime.isoformat)
     c.register_structure_hook(str, _str)
     c.register_structure_hook(int, _int)
+    c.register_structure_hook(bool, _bool)
     return c
 
 

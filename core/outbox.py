@@ -39,7 +39,7 @@ log = logging.getLogger("ibb.outbox")
 
 
 class Dispatcher:
-    def __init__(self, engine: Any, *, per_partner: int = 8, poll_seconds: float = 0.5, lease_seconds: float | None = None):
+    def __init__(self, engine: Any, *, per_partner: int = 16, poll_seconds: float = 0.5, lease_seconds: float | None = None):
         self.engine = engine
         self.store: Store = engine.store
         self.per_partner = per_partner
@@ -86,9 +86,10 @@ class Dispatcher:
             if profile_id not in self.engine.profiles:
                 continue  # another node's profile in a shared database
             key = (profile_id, receiver)
-            room = self.per_partner - self.inflight.get(key, 0)
-            if room <= 0:
-                continue
+            busy = self.inflight.get(key, 0)
+            room = self.per_partner - busy
+            if room <= 0 or (busy and room < self.per_partner // 2):
+                continue  # claim in chunks, not one message per completed send
             claimed = await anyio.to_thread.run_sync(
                 lambda: self.store.claim(profile_id, receiver, room, self.owner, self._lease(profile_id))
             )

@@ -23,6 +23,8 @@ T = TypeVar("T")
 BUILTIN_PLUGINS = (
     "ibb.plugins.rest",
     "ibb.plugins.uncefact_json",
+    "ibb.plugins.wco_xml",
+    "ibb.plugins.aladi_cod",
     "ibb.plugins.rules",
     "ibb.plugins.actions",
 )
@@ -121,8 +123,6 @@ class Plugins:
         dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
         rows = []
         for name, plugin in self.pm.list_name_plugin():
-            if plugin is hookspecs:
-                continue
             dist = dists.get(id(plugin))
             version = dist.version if dist is not None else _own_version()
             registers = {

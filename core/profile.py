@@ -296,6 +296,8 @@ class _Loader:
         for i, role in enumerate(profile.data_cluster.signatures):
             if role not in ROLES:
                 self.problems.append(f"$.data_cluster.signatures[{i}]: {role!r} is not one of {', '.join(ROLES)}")
+            elif sum(e.role == role for e in profile.entities) != 1:
+                self.problems.append(f"$.data_cluster.signatures[{i}]: exactly one entity must have the role {role!r}")
         fmt_name = profile.data_cluster.format
         if profile.data_cluster.signatures and fmt_name in self.plugins.formats:
             fmt = self.plugins.formats.get(fmt_name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -251,15 +252,18 @@ class Store:
             self.engine: Engine = sa.create_engine(self.url, pool_pre_ping=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"cannot open store {self.url!r}: {exc}") from None
+        self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if self.engine.dialect.name == "sqlite":
+            self._write_lock = threading.Lock()
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            sa.event.listen(self.engine, "begin", _sqlite_begin_immediate)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
         self.migrate()
 
     def migrate(self) -> int:
         """Create or upgrade the schema; returns the version now in force."""
         try:
-            with self.engine.begin() as conn:
+            with self.transaction() as tx:
+                conn = tx.conn
                 metadata.create_all(conn, tables=[schema_version])
                 current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
                 if current > len(MIGRATIONS):
@@ -277,8 +281,15 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A transaction: committed when the block ends normally, rolled back on any exception."""
-        with self.engine.begin() as conn:
-            yield Tx(conn)
+        # SQLite has one writer at a time: queue this process's writers on a lock rather
+        # than in SQLite's busy handler, which sleeps up to 100 ms between polls.
+        with self._write_lock, self.engine.connect() as conn:
+            conn.info["write"] = True  # SQLite: BEGIN IMMEDIATE (see _sqlite_begin)
+            try:
+                with conn.begin():
+                    yield Tx(conn)
+            finally:
+                conn.info.pop("write", None)
 
     # -- outbox (used by the dispatcher) ---------------------------------------------------
 
@@ -303,7 +314,8 @@ class Store:
             earlier.c.certificate_pk == outbox.c.certificate_pk, earlier.c.pk < outbox.c.pk,
             earlier.c.status == "pending",
         )
-        with self.engine.begin() as conn:
+        with self.transaction() as tx:
+            conn = tx.conn
             pks = conn.execute(
                 sa.select(outbox.c.pk)
                 .where(outbox.c.status == "pending", outbox.c.profile_id == profile_id, outbox.c.receiver == receiver,
@@ -430,7 +442,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    # Take the write lock at BEGIN: two writers then queue on busy_timeout instead of
-    # failing with "database is locked" when a reader upgrades to a writer.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the write lock at BEGIN (IMMEDIATE): two writers then queue on
+    # busy_timeout instead of failing with "database is locked" when a reader upgrades.
+    # Readers begin DEFERRED and never wait for writers (WAL).
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")

@@ -135,6 +135,9 @@ class RevokedCertificate:
     sha256: str | None = field(default=None, validator=_hex64)
     reason: str = "unspecified"
 
+    def applies(self, at: dt.datetime) -> bool:
+        return self.reason == KEY_COMPROMISE or at >= self.at
+
 
 @frozen
 class Header:

@@ -96,7 +96,7 @@ class LocalResolver(etree.Resolver):
         path = self.locations.get((url or "").strip())
         if path is not None:
             return self.resolve_filename(str(path), context)
-        if url and "://" not in url:  # a relative or local path next to the schema: allowed
+        if url and ("://" not in url or url.startswith("file:")):  # a local file: allowed
             return None
         raise SchemaUnavailable(f"schema import of {url!r} refused: no network; ship the file and map it locally")
 
@@ -116,6 +116,7 @@ def load_schema(path: Path, locations: Mapping[str, Path] | None = None) -> etre
         parser.resolvers.add(LocalResolver(locations or {}))
         try:
             doc = etree.parse(str(path), parser=parser)
+            _map_imports(doc.getroot(), LocalResolver(locations or {}))
             schema = etree.XMLSchema(doc)
         except OSError as exc:
             raise SchemaUnavailable(f"cannot read XML Schema {path}: {exc}") from None
@@ -123,6 +124,26 @@ def load_schema(path: Path, locations: Mapping[str, Path] | None = None) -> etre
             raise SchemaUnavailable(f"cannot compile XML Schema {path}: {exc}") from None
         _schemas[key] = schema
         return schema
+
+
+def _map_imports(schema_root: etree._Element, resolver: LocalResolver) -> None:
+    """Point ``xs:import``/``xs:include`` locations at the mapped local files (before libxml2 sees them).
+
+    Done on the parsed schema because libxml2 silently skips a location it cannot parse as
+    a URI (the ALADI schemas end theirs with a space), and never calls a resolver for it.
+    """
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    for node in schema_root.iter(f"{xs}import", f"{xs}include", f"{xs}redefine"):
+        location = (node.get("schemaLocation") or "").strip()
+        if not location:
+            continue
+        local = resolver.locations.get(location)
+        if local is not None:
+            node.set("schemaLocation", local.resolve().as_uri())
+        elif "://" in location and not location.startswith("file:"):
+            raise SchemaUnavailable(f"schema import of {location!r} refused: no network; ship the file and map it locally")
+        else:
+            node.set("schemaLocation", location)
 
 
 def schema_problems(schema: etree.XMLSchema, root: etree._Element, limit: int = 20) -> list[str]:

@@ -359,15 +359,15 @@ def _one(el: etree._Element, tag: str, where: str) -> etree._Element:
 
 
 def verify_slot(root: etree._Element, slot: Slot, *, trust: TrustList | None, policy: AlgorithmPolicy = AlgorithmPolicy(),
-                issuing_entity: str | None = None, now: dt.datetime | None = None) -> SignatureResult:
+                issuing_entity: str | None = None, official: bool = False, now: dt.datetime | None = None) -> SignatureResult:
     """Check one role's signature: structure, wrapping, digests, signature value, then trust at signing time.
 
-    ``issuing_entity`` (the id the document names) makes this an official's signature: the
-    signer must be authorised for that entity in the trust list. ``trust`` None skips the
+    ``official`` makes this an official's signature: the signer must be authorised in the
+    trust list for ``issuing_entity`` (the id the document names). ``trust`` None skips the
     trust checks (used only by tools that report integrity alone).
     """
     now = now or dt.datetime.now(dt.timezone.utc)
-    signer = algorithm = official = None
+    signer = algorithm = official_name = None
     signed_at: dt.datetime | None = None
     try:
         found = slot_signatures(root, slot)
@@ -418,7 +418,7 @@ def verify_slot(root: etree._Element, slot: Slot, *, trust: TrustList | None, po
             _algorithm_problem("digest method", digest_name, digest_uri, policy.digest_methods, policy)
             assert digest_name is not None
             try:
-                expected = base64.b64decode(_one(ref, "DigestValue", "ds:Reference").text or "", validate=True)
+                expected = base64.b64decode("".join((_one(ref, "DigestValue", "ds:Reference").text or "").split()), validate=True)
             except ValueError:
                 raise _Fail("structure", f"reference {ref.get('URI')!r}: DigestValue is not base64") from None
             data = _c14n_without(target, signature if (i == 0 and slot.enveloped) else None)
@@ -430,7 +430,7 @@ def verify_slot(root: etree._Element, slot: Slot, *, trust: TrustList | None, po
         leaf, chain = certs[0], certs[1:]
         signer = leaf.subject.rfc4514_string()
         try:
-            value = base64.b64decode(_one(signature, "SignatureValue", "ds:Signature").text or "", validate=True)
+            value = base64.b64decode("".join((_one(signature, "SignatureValue", "ds:Signature").text or "").split()), validate=True)
         except ValueError:
             raise _Fail("structure", "SignatureValue is not base64") from None
         assert algorithm is not None
@@ -444,15 +444,17 @@ def verify_slot(root: etree._Element, slot: Slot, *, trust: TrustList | None, po
                 code = "expired" if "expired" in message or "not yet valid" in message else (
                     "revoked" if "revoked" in message else "untrusted")
                 raise _Fail(code, message)
-            if issuing_entity is not None:
+            if official:
+                if not issuing_entity:
+                    raise _Fail("not-authorised", "the document names no issuing entity id, so no official can be authorised for it")
                 check = trust.check_official(leaf, issuing_entity, signed_at)
                 if check.problems:
                     code = "revoked" if "revoked" in check.problems[0] else "not-authorised"
                     raise _Fail(code, check.problems[0])
-                official = check.official.name if check.official else None
+                official_name = check.official.name if check.official else None
     except _Fail as fail:
-        return SignatureResult(slot.role, (fail.problem,), signer, signed_at, algorithm, official)
-    return SignatureResult(slot.role, (), signer, signed_at, algorithm, official)
+        return SignatureResult(slot.role, (fail.problem,), signer, signed_at, algorithm, official_name)
+    return SignatureResult(slot.role, (), signer, signed_at, algorithm, official_name)
 
 
 def _certificates(signature: etree._Element) -> list[x509.Certificate]:
@@ -515,8 +517,8 @@ def verify(root: etree._Element, slots: Iterable[Slot], *, trust: TrustList | No
            now: dt.datetime | None = None, schema_problems: Sequence[str] = ()) -> VerificationReport:
     """Check every slot's signature; the roles in ``official_roles`` must be officials of ``issuing_entity``."""
     results = tuple(
-        verify_slot(root, slot, trust=trust, policy=policy, now=now,
-                    issuing_entity=issuing_entity if slot.role in official_roles else None)
+        verify_slot(root, slot, trust=trust, policy=policy, now=now, issuing_entity=issuing_entity,
+                    official=slot.role in official_roles)
         for slot in slots
     )
     return VerificationReport(results, tuple(schema_problems))

@@ -6,8 +6,9 @@ enqueue is committed with the state change, and the outbox delivers it afterward
 =================  ==================================================================
 action             what it does
 =================  ==================================================================
-``send``           render the certificate with the profile's format and queue it for the
-                   trigger's ``to`` entity (``replaces`` travels in the envelope)
+``send``           render the certificate with the profile's format, sign it for each role
+                   of ``data_cluster.signatures`` with that entity's key, and queue it
+                   for the trigger's ``to`` entity (``replaces`` travels in the envelope)
 ``send-feedback``  queue the importing side's decision (accepted / refused, reason) for
                    the partner the certificate came from
 ``notify``         queue a cancellation notice for the trigger's ``to`` entity, or the
@@ -23,6 +24,7 @@ import logging
 import pluggy
 
 from ibb.core.engine import CONTROL_CONTENT_TYPE, ActionContext, control_body
+from ibb.core.keys import entity_credentials
 
 hookimpl = pluggy.HookimplMarker("ibb")
 log = logging.getLogger("ibb.events")
@@ -31,7 +33,11 @@ log = logging.getLogger("ibb.events")
 def send(ctx: ActionContext) -> None:
     fmt = ctx.engine.formats[ctx.profile.id]
     headers = {"replaces": ctx.detail["replaces"]} if ctx.detail.get("replaces") else {}
-    ctx.enqueue("certificate", ctx.target(), fmt.render(ctx.certificate), fmt.content_type, headers)
+    document = fmt.render(ctx.certificate)
+    for role in ctx.profile.data_cluster.signatures:  # in signing order: exporter, then the issuing authority
+        entity = ctx.profile.entity(role)
+        document = fmt.sign(document, entity.role, entity_credentials(ctx.profile, entity, fmt.options))
+    ctx.enqueue("certificate", ctx.target(), document, fmt.content_type, headers)
 
 
 def send_feedback(ctx: ActionContext) -> None:

@@ -1,0 +1,47 @@
+"""`ibb keys demo` and `ibb cert render|sign|verify|parse`, run in process through the real command group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from ibb.core.model import certificate_to_json
+from ibb.core.samples import sample_certificate
+
+
+@pytest.fixture
+def cli() -> click.Group:
+    """The real ``ibb`` command group, in process."""
+    from ibb.core.cli import main
+
+    return main
+
+
+def test_demo_keys_then_render_sign_verify_parse(cli: click.Group, tmp_path: Path) -> None:
+    import attrs
+
+    run = CliRunner().invoke
+    r = run(cli, ["keys", "demo", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "demo-pki" / "trust.toml").is_file() and (tmp_path / "kr-cn-wco-xml.toml").is_file()
+    cert = sample_certificate()
+    cert = attrs.evolve(cert, issuing_authority=attrs.evolve(cert.issuing_authority, id="KR-KCCI"))
+    (tmp_path / "in.json").write_text(certificate_to_json(cert))
+    common = ["--profiles", str(tmp_path / "kr-cn-wco-xml.toml"), "--profile", "kr-cn-wco-xml"]
+    assert run(cli, ["cert", "render", *common, str(tmp_path / "in.json"), "-o", str(tmp_path / "c.xml")]).exit_code == 0
+    r = run(cli, ["cert", "verify", *common, str(tmp_path / "c.xml")])
+    assert r.exit_code == 1 and "signature exporter: no exporter signature" in r.output and "[missing]" in r.output
+    r = run(cli, ["cert", "sign", *common, "--as", "exporter", str(tmp_path / "c.xml"), "-o", str(tmp_path / "s1.xml")])
+    assert r.exit_code == 0, r.output
+    r = run(cli, ["cert", "sign", *common, "--as", "issuing-authority", str(tmp_path / "s1.xml"), "-o", str(tmp_path / "s2.xml")])
+    assert r.exit_code == 0, r.output
+    r = run(cli, ["cert", "verify", *common, str(tmp_path / "s2.xml")])
+    assert r.exit_code == 0 and "valid" in r.output, r.output
+    (tmp_path / "bad.xml").write_bytes((tmp_path / "s2.xml").read_bytes().replace(b"Hanbit", b"Hanbiz", 1))
+    r = run(cli, ["cert", "verify", *common, str(tmp_path / "bad.xml")])
+    assert r.exit_code == 1 and "[digest]" in r.output and "Traceback" not in r.output
+    r = run(cli, ["cert", "parse", *common, str(tmp_path / "s2.xml")])
+    assert r.exit_code == 0 and '"id": "KR-2026-000001"' in r.output
