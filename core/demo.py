@@ -12,6 +12,8 @@ is sent to show a refusal. Nothing outside loopback is touched; the folder is re
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +36,8 @@ EXPORTER_NODE, IMPORTER_NODE = "KR-KCS", "CN-GACC"
 async def run_demo(count: int = 1, echo: Callable[[str], None] = print) -> bool:
     from ibb.profiles import SHIPPED_DIR
 
+    for variable in ("IBB_KR_KCS_TOKEN", "IBB_CN_GACC_TOKEN"):  # the profile's sender tokens
+        os.environ.setdefault(variable, secrets.token_urlsafe(24))
     plugins = Plugins()
     shipped = load_profile(Path(SHIPPED_DIR) / PROFILE_FILE, plugins)
     with tempfile.TemporaryDirectory(prefix="ibb-demo-") as tmp:
@@ -119,7 +123,8 @@ async def _exchange(echo: Callable[[str], None], profile: Profile, urls: dict[st
         response = await client.post(
             f"{urls[IMPORTER_NODE]}/rest/{profile.id}/messages",
             content=b'{"exchangedDocument": {"id": 42}}',
-            headers={"Content-Type": "application/json", "Ibb-Message-Id": "demo-bad-1", "Ibb-Sender": EXPORTER_NODE, "Ibb-Receiver": IMPORTER_NODE},
+            headers={"Content-Type": "application/json", "Ibb-Message-Id": "demo-bad-1", "Ibb-Sender": EXPORTER_NODE,
+                     "Ibb-Receiver": IMPORTER_NODE, "Authorization": f"Bearer {os.environ['IBB_KR_KCS_TOKEN']}"},
         )
         problem = response.json()
         echo(f"refusal   an invalid document sent to {IMPORTER_NODE}: HTTP {response.status_code} {problem.get('title')}")

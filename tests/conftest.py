@@ -23,6 +23,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 POSTGRES_URL = os.environ.get("IBB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
+# The shipped profiles authenticate each sending entity with a token from the environment.
+TEST_TOKENS = {
+    "IBB_KR_KCS_TOKEN": "test-token-kr-kcs",
+    "IBB_CN_GACC_TOKEN": "test-token-cn-gacc",
+    "IBB_KR_KCCI_TOKEN": "test-token-kr-kcci",
+    "IBB_CIR_TOKEN": "test-token-cir",
+    "IBB_BR_RFB_TOKEN": "test-token-br-rfb",
+}
+for _name, _value in TEST_TOKENS.items():
+    os.environ.setdefault(_name, _value)
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -50,8 +50,25 @@ class Settings:
     """Seconds allowed for connecting, sending and reading the receipt."""
     max_body_bytes: int = attrs.field(default=1_048_576, validator=_positive)
     """Inbound messages larger than this are refused with 413."""
+    sender_tokens: dict[str, SecretRef] = attrs.field(factory=dict)
+    """Entity id -> the bearer token that entity presents when it sends. Inbound, the token
+    must be the one of the entity named in ``Ibb-Sender``: a partner cannot speak for another."""
     token: SecretRef | None = None
-    """Shared bearer token of the profile: sent outbound, required inbound."""
+    """One bearer token shared by every party of the profile (bilateral profiles only)."""
+    allow_unauthenticated: bool = False
+    """Accept inbound messages without any token (a closed test network only)."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.sender_tokens and self.token is None and not self.allow_unauthenticated:
+            raise FieldError(
+                "sender_tokens",
+                "inbound messages would be unauthenticated: give each sending entity a token "
+                '(sender_tokens = { ENTITY = { "$env" = "NAME" } }), or a shared token, '
+                "or set allow_unauthenticated = true on a closed test network",
+            )
+
+    def token_of(self, entity_id: str) -> SecretRef | None:
+        return self.sender_tokens.get(entity_id, self.token)
 
 
 class RestTransport(Transport):
@@ -67,8 +84,15 @@ class RestTransport(Transport):
     def path(self) -> str:
         return f"/rest/{self.profile_id}/messages"
 
-    def _token(self) -> str | None:
-        return self.settings.token.read_text() if self.settings.token is not None else None
+    def _token(self, sender: str) -> str | None:
+        ref = self.settings.token_of(sender)
+        return ref.read_text() if ref is not None else None
+
+    async def start(self, handler: InboundHandler) -> None:
+        # Fail at start-up, not on the first message, when a token cannot be read.
+        for ref in (*self.settings.sender_tokens.values(), self.settings.token):
+            if ref is not None:
+                ref.read()
 
     async def send(self, message: Message, endpoint: str) -> Receipt:
         if self._client is None:
@@ -81,7 +105,7 @@ class RestTransport(Transport):
             "Ibb-Message-Kind": message.kind,
         }
         headers.update({f"Ibb-{name.title()}": value for name, value in message.headers.items()})
-        token = self._token()
+        token = self._token(message.sender)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:
@@ -118,7 +142,7 @@ class RestTransport(Transport):
             return JSONResponse(receipt.to_dict())
 
         async def openapi(request: Request) -> Response:
-            return JSONResponse(openapi_document(self.profile_id, self.settings.token is not None))
+            return JSONResponse(openapi_document(self.profile_id, not self.settings.allow_unauthenticated))
 
         return [
             Route(self.path, receive, methods=["POST"]),
@@ -126,12 +150,16 @@ class RestTransport(Transport):
         ]
 
     def _authorise(self, request: Request) -> None:
-        token = self._token()
-        if token is None:
+        """The bearer token must be the one of the entity the message claims to come from."""
+        if self.settings.allow_unauthenticated and not self.settings.sender_tokens and self.settings.token is None:
             return
+        sender = request.headers.get("ibb-sender", "")
+        token = self._token(sender)
+        if token is None:
+            raise Refused(f"no credentials are configured for sender {sender!r}", 401)
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Refused("missing or wrong bearer token", 401)
+            raise Refused(f"missing or wrong bearer token for sender {sender!r}", 401)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -195,7 +223,7 @@ def openapi_document(profile_id: str, with_token: bool) -> dict[str, Any]:
                             str(code): {**problem, "description": text}
                             for code, text in (
                                 (400, "Missing or malformed envelope header"),
-                                (401, "Missing or wrong bearer token"),
+                                (401, "Missing or wrong bearer token for the entity named in Ibb-Sender"),
                                 (403, "Sender or receiver is not an entity of the profile, or not the certificate's partner"),
                                 (404, "Unknown profile, or unknown certificate for a feedback or cancellation"),
                                 (409, "Certificate id already received under another message id, or a state change the lifecycle forbids"),

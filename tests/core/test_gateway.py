@@ -6,6 +6,7 @@ Also every kind of bad input, each answered with a problem document and leaving 
 from __future__ import annotations
 
 import json
+import os
 
 import attrs
 import httpx
@@ -18,9 +19,14 @@ from ibb.core.samples import sample_certificate
 EMPTY = {"certificates": 0, "events": 0, "messages": 0, "outbox": 0}
 
 
+TOKENS = {"KR-KCS": os.environ["IBB_KR_KCS_TOKEN"], "CN-GACC": os.environ["IBB_CN_GACC_TOKEN"]}
+
+
 def post_message(gw, profile_id: str, body: bytes, **headers: str) -> httpx.Response:
+    """POST as a partner would: envelope headers and the sending entity's own bearer token."""
     base = {"Content-Type": "application/json", "Ibb-Message-Id": "m-1", "Ibb-Sender": "KR-KCS", "Ibb-Receiver": "CN-GACC"}
     base.update({k.replace("_", "-"): v for k, v in headers.items()})
+    base.setdefault("Authorization", f"Bearer {TOKENS.get(base['Ibb-Sender'], 'none')}")
     return httpx.post(f"{gw.url}/rest/{profile_id}/messages", content=body, headers=base, timeout=10)
 
 
@@ -128,7 +134,12 @@ def test_replayed_certificate_under_a_new_message_id_changes_nothing(gateway_pai
     forged = post_message(importer, profile.id, b'{"kind": "cancellation", "certificate_id": "KR-2026-000003"}',
                           Ibb_Message_Id="forged-1", Ibb_Message_Kind="cancellation", Content_Type="application/vnd.ibb.control+json",
                           Ibb_Sender="KR-KCCI")
-    assert forged.status_code == 403 and "not exchanged with 'KR-KCCI'" in forged.json()["detail"]
+    assert forged.status_code == 401 and "no credentials are configured for sender 'KR-KCCI'" in forged.json()["detail"]
+    # The receiving partner's own token does not let it speak for the sender.
+    impostor = post_message(importer, profile.id, b'{"kind": "cancellation", "certificate_id": "KR-2026-000003"}',
+                            Ibb_Message_Id="forged-2", Ibb_Message_Kind="cancellation", Content_Type="application/vnd.ibb.control+json",
+                            Authorization=f"Bearer {TOKENS['CN-GACC']}")
+    assert impostor.status_code == 401 and "wrong bearer token for sender 'KR-KCS'" in impostor.json()["detail"]
     assert importer.engine.store.counts() == before
     assert importer.engine.store.get(profile.id, "KR-2026-000003", "inbound").status == "received"
 
@@ -154,7 +165,8 @@ def test_bad_input_gets_a_problem_and_leaves_the_store_unchanged(gateway_pair) -
     _assert_refused(importer, post_message(importer, pid, json.dumps(broken).encode()), 422, "$.exchangedDocument")
     _assert_refused(importer, post_message(importer, pid, good, Content_Type="application/xml"), 415, "is not 'application/json'")
     _assert_refused(importer, post_message(importer, pid, b"x" * 1_048_577), 413, "exceeds the limit of 1048576 bytes")
-    _assert_refused(importer, post_message(importer, pid, good, Ibb_Sender="XX-NOBODY"), 403, "sender 'XX-NOBODY' is not an entity")
+    _assert_refused(importer, post_message(importer, pid, good, Ibb_Sender="XX-NOBODY"), 401, "no credentials are configured for sender 'XX-NOBODY'")
+    _assert_refused(importer, post_message(importer, pid, good, Ibb_Receiver="XX-NOBODY"), 403, "receiver 'XX-NOBODY' is not an entity")
     _assert_refused(importer, post_message(importer, pid, good, Ibb_Message_Id=""), 400, "header ibb-message-id is required")
     r = httpx.post(f"{importer.url}/rest/no-such-profile/messages", content=good)
     assert r.status_code == 404
@@ -213,25 +225,22 @@ async def test_partner_down_is_retried_then_dead_lettered_and_redriven(shipped_p
     await engine.close()
 
 
-def test_bearer_token_is_sent_and_required(shipped_profile, plugins, store_factory, monkeypatch, gateway_class, waiter) -> None:
-    from ibb.core.engine import Engine
-    from ibb.core.secrets import SecretRef
+def test_each_sender_must_present_its_own_token(gateway_pair) -> None:
+    _, importer, profile = gateway_pair
+    body = importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000007"))
+    _assert_refused(importer, post_message(importer, profile.id, body, Authorization=""), 401, "missing or wrong bearer token")
+    _assert_refused(importer, post_message(importer, profile.id, body, Authorization=f"Bearer {TOKENS['CN-GACC']}"), 401,
+                    "wrong bearer token for sender 'KR-KCS'")
+    assert post_message(importer, profile.id, body).status_code == 200
 
-    monkeypatch.setenv("IBB_TEST_REST_TOKEN", "t0ken")
-    settings = attrs.evolve(shipped_profile.service_interface.settings, token=SecretRef("env", "IBB_TEST_REST_TOKEN"))
-    profile = attrs.evolve(shipped_profile, service_interface=attrs.evolve(shipped_profile.service_interface, settings=settings))
-    exporter, importer = gateway_class(), gateway_class()
-    profile = profile.with_endpoint("CN-GACC", importer.endpoint(profile.id))
-    try:
-        exporter.start(Engine({profile.id: profile}, store_factory("kr"), plugins))
-        importer.start(Engine({profile.id: profile}, store_factory("cn"), plugins))
-        body = importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000007"))
-        _assert_refused(importer, post_message(importer, profile.id, body), 401, "bearer token")
-        r = httpx.post(f"{exporter.url}/api/{profile.id}/certificates", params={"as": "KR-KCS"},
-                       content=certificate_to_json(sample_certificate("KR-2026-000007")), timeout=30)
-        assert r.status_code == 201
-        wait_for = waiter
-        wait_for(lambda: exporter.engine.store.get(profile.id, "KR-2026-000007", "outbound").status == "delivered", what="delivery with token")
-    finally:
-        exporter.stop()
-        importer.stop()
+
+def test_a_profile_without_inbound_authentication_is_refused(plugins) -> None:
+    from ibb.core.errors import ProfileError
+    from ibb.core.profile import load_profile_text
+    from ibb.profiles import SHIPPED_DIR
+
+    text = (SHIPPED_DIR / "kr-cn-eodes.toml").read_text()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("sender_tokens"))
+    with pytest.raises(ProfileError, match=r"\$.service_interface.rest.sender_tokens: inbound messages would be unauthenticated"):
+        load_profile_text(text, plugins, source="p.toml")
+    assert load_profile_text(text.replace("max_body_bytes = 1048576", "max_body_bytes = 1048576\nallow_unauthenticated = true"), plugins)

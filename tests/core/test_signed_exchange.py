@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import attrs
 import httpx
 import pytest
@@ -52,7 +54,8 @@ def test_signed_certificate_is_verified_and_stored_and_a_tampered_one_refused(si
     tampered = sent.body.replace(b"Hanbit Energy Co., Ltd.", b"Hanbit Energy Co., Ltc.", 1)
     assert tampered != sent.body
     r = httpx.post(importer.endpoint(PROFILE), content=tampered, headers={
-        "Content-Type": sent.content_type, "Ibb-Message-Id": "tampered-1", "Ibb-Sender": "KR-KCCI", "Ibb-Receiver": "CN-GACC"})
+        "Content-Type": sent.content_type, "Ibb-Message-Id": "tampered-1", "Ibb-Sender": "KR-KCCI", "Ibb-Receiver": "CN-GACC",
+        "Authorization": f"Bearer {os.environ['IBB_KR_KCCI_TOKEN']}"})
     assert r.status_code == 422
     errors = " ".join(r.json()["errors"])
     assert "signature exporter" in errors and "[digest]" in errors

@@ -48,7 +48,7 @@ class Server:
 
 
 async def _send(url: str, **settings) -> object:
-    transport = RestTransport(Settings(**settings), "p")
+    transport = RestTransport(Settings(allow_unauthenticated=True, **settings), "p")
     try:
         return await transport.send(MESSAGE, url)
     finally:
