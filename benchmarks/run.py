@@ -115,7 +115,7 @@ def run_exchange(args: argparse.Namespace, partners: int, total: int, sample_rss
         ports = {"KR-KCS": free_port(), "CN-GACC": free_port()}
         profiles, ids = make_profiles(tmp, partners, ports["KR-KCS"], ports["CN-GACC"])
         stores = {node: str(tmp / f"{node}.sqlite") for node in ports}
-        gws = {node: GatewayProcess(profiles, stores[node], ports[node], log=tmp / f"{node}.log") for node in ports}
+        gws = {node: GatewayProcess(profiles, stores[node], ports[node], log=tmp / f"{node}.log", nodes=(node,)) for node in ports}
         try:
             for gw in gws.values():
                 gw.start()

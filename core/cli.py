@@ -179,9 +179,12 @@ def plugins_list(as_json: bool) -> None:
 @store_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8701, show_default=True, type=int)
+@click.option("--node", "nodes", multiple=True, metavar="ENTITY",
+              help="Entity id this gateway acts for (repeatable). Default: every entity of its profiles.")
 @click.option("--api-token-env", metavar="NAME", help="Environment variable holding the bearer token of the local /api.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(profile_paths: tuple[str, ...], store: str, host: str, port: int, api_token_env: str | None, log_level: str) -> None:
+def serve(profile_paths: tuple[str, ...], store: str, host: str, port: int, nodes: tuple[str, ...], api_token_env: str | None,
+          log_level: str) -> None:
     """Run the gateway: inbound endpoints of every loaded profile, /health and /api. Stops on SIGTERM."""
     from .engine import Engine
     from .gateway import bind, create_app, make_server
@@ -192,7 +195,9 @@ def serve(profile_paths: tuple[str, ...], store: str, host: str, port: int, api_
     plugins = Plugins()
     loaded = _load(profile_paths, plugins)
     token = SecretRef("env", api_token_env).read_text() if api_token_env else None
-    engine = Engine(loaded, Store(store), plugins)
+    if token is None and host not in ("127.0.0.1", "::1", "localhost"):
+        raise IbbError(f"the local /api would be open to anyone reaching {host}: give --api-token-env NAME, or listen on 127.0.0.1")
+    engine = Engine(loaded, Store(store), plugins, local=nodes or None)
     try:
         sock = bind(host, port)
     except OSError as exc:

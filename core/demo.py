@@ -48,7 +48,7 @@ async def run_demo(count: int = 1, echo: Callable[[str], None] = print) -> bool:
             profile = profile.with_endpoint(node, f"{urls[node]}/rest/{profile.id}/messages")
         stores = {node: Store(Path(tmp) / f"{node}.sqlite") for node in socks}
         servers = {
-            node: make_server(create_app(Engine({profile.id: profile}, stores[node], plugins))) for node in socks
+            node: make_server(create_app(Engine({profile.id: profile}, stores[node], plugins, local={node}))) for node in socks
         }
         tasks = [asyncio.create_task(servers[n].serve(sockets=[socks[n]])) for n in socks]
         try:
@@ -119,6 +119,9 @@ async def _exchange(echo: Callable[[str], None], profile: Profile, urls: dict[st
             echo(f"  {line}")
         echo("")
         # A partner that sends garbage is refused, and nothing is stored.
+        deadline = asyncio.get_running_loop().time() + 20
+        while stores[IMPORTER_NODE].outbox_counts().get("pending") and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)  # let the feedback's delivery be recorded first
         before = stores[IMPORTER_NODE].counts()
         response = await client.post(
             f"{urls[IMPORTER_NODE]}/rest/{profile.id}/messages",

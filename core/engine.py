@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -80,8 +80,14 @@ class ActionContext:
 class Engine:
     """A node: its profiles, their plugins instantiated, and its store."""
 
-    def __init__(self, profiles: Mapping[str, Profile], store: Store, plugins: Plugins):
+    def __init__(self, profiles: Mapping[str, Profile], store: Store, plugins: Plugins, local: Iterable[str] | None = None):
         self.profiles = dict(profiles)
+        self.local = frozenset(local) if local is not None else None
+        """Entity ids this node acts for (``ibb serve --node``); None: every entity of its profiles."""
+        if self.local is not None:
+            known = {e.id for p in self.profiles.values() for e in p.entities}
+            if not self.local <= known:
+                raise UnknownName("entity", ", ".join(sorted(self.local - known)), known)
         self.store = store
         self.plugins = plugins
         self.formats: dict[str, MessageFormat] = {}
@@ -99,6 +105,13 @@ class Engine:
             return self.profiles[profile_id]
         except KeyError:
             raise UnknownName("profile", profile_id, self.profiles) from None
+
+    def local_entity(self, profile: Profile, ref: str) -> Entity:
+        """The entity ``ref`` (id or role) of ``profile``, which this node must act for."""
+        entity = profile.entity(ref)
+        if self.local is not None and entity.id not in self.local:
+            raise Refused(f"this gateway does not act for {entity.id!r} (it acts for {', '.join(sorted(self.local))})", 403)
+        return entity
 
     def check_rules(self, profile_id: str, certificate: Certificate, direction: str) -> list[str]:
         context = RuleContext(profile_id=profile_id, direction=direction)
@@ -132,7 +145,7 @@ class Engine:
         transaction. Raises :class:`RuleViolation` (nothing recorded) when a business rule fails.
         """
         profile = self.profile(profile_id)
-        actor = profile.entity(issuer).id
+        actor = self.local_entity(profile, issuer).id
         problems = self.check_rules(profile_id, certificate, "outbound")
         if problems:
             raise RuleViolation(problems, source=f"certificate {certificate.id}")
@@ -159,7 +172,7 @@ class Engine:
     async def cancel(self, profile_id: str, cert_id: str, actor: str, reason: str) -> StoredCertificate:
         """Cancel an issued certificate; the ``certificate.cancelled`` triggers notify the partner."""
         profile = self.profile(profile_id)
-        who = profile.entity(actor).id
+        who = self.local_entity(profile, actor).id
 
         def work() -> StoredCertificate:
             with self.store.transaction() as tx:
@@ -176,7 +189,7 @@ class Engine:
         if decision not in DECISIONS:
             raise CertificateError([f"$.decision: {decision!r} is not one of {', '.join(DECISIONS)}"])
         profile = self.profile(profile_id)
-        who = profile.entity(actor).id
+        who = self.local_entity(profile, actor).id
 
         def work() -> StoredCertificate:
             with self.store.transaction() as tx:
@@ -197,6 +210,9 @@ class Engine:
         for role, entity_id in (("sender", message.sender), ("receiver", message.receiver)):
             if entity_id not in entity_ids:
                 raise Refused(f"{role} {entity_id!r} is not an entity of profile {profile.id!r}", 403)
+        self.local_entity(profile, message.receiver)
+        if self.local is not None and message.sender in self.local:
+            raise Refused(f"sender {message.sender!r} is this gateway's own entity", 403)
         content_type = message.content_type.split(";")[0].strip().lower()
         if message.kind == "certificate":
             fmt = self.formats[profile.id]

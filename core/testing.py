@@ -53,8 +53,8 @@ def wire_profile(source: Path, target_dir: Path, endpoints: dict[str, str], repl
 class GatewayProcess:
     """``ibb serve`` in a child process. The port is chosen once and kept across restarts."""
 
-    def __init__(self, profiles: Path, store: str, port: int | None = None, log: Path | None = None):
-        self.profiles, self.store = profiles, store
+    def __init__(self, profiles: Path, store: str, port: int | None = None, log: Path | None = None, nodes: tuple[str, ...] = ()):
+        self.profiles, self.store, self.nodes = profiles, store, nodes
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -64,7 +64,8 @@ class GatewayProcess:
         exe = shutil.which("ibb") or str(Path(sys.executable).with_name("ibb"))
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [exe, "serve", "--profiles", str(self.profiles), "--store", self.store, "--port", str(self.port), "--log-level", "warning"],
+            [exe, "serve", "--profiles", str(self.profiles), "--store", self.store, "--port", str(self.port), "--log-level", "warning",
+             *(arg for node in self.nodes for arg in ("--node", node))],
             stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + timeout

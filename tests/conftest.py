@@ -167,8 +167,8 @@ def gateway_pair(
         "CN-GACC", importer.endpoint(shipped_profile.id)
     )
     try:
-        exporter.start(Engine({profile.id: profile}, store_factory("kr"), plugins))
-        importer.start(Engine({profile.id: profile}, store_factory("cn"), plugins))
+        exporter.start(Engine({profile.id: profile}, store_factory("kr"), plugins, local={"KR-KCS"}))
+        importer.start(Engine({profile.id: profile}, store_factory("cn"), plugins, local={"CN-GACC"}))
         yield exporter, importer, profile
     finally:
         exporter.stop()

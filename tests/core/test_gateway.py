@@ -244,3 +244,24 @@ def test_a_profile_without_inbound_authentication_is_refused(plugins) -> None:
     with pytest.raises(ProfileError, match=r"\$.service_interface.rest.sender_tokens: inbound messages would be unauthenticated"):
         load_profile_text(text, plugins, source="p.toml")
     assert load_profile_text(text.replace("max_body_bytes = 1048576", "max_body_bytes = 1048576\nallow_unauthenticated = true"), plugins)
+
+
+def test_a_gateway_acts_only_for_its_own_entities(gateway_pair) -> None:
+    exporter, importer, profile = gateway_pair
+    r = httpx.post(f"{exporter.url}/api/{profile.id}/certificates", params={"as": "CN-GACC"},
+                   content=certificate_to_json(sample_certificate("KR-2026-000020")))
+    assert r.status_code == 403 and "does not act for 'CN-GACC'" in r.json()["detail"]
+    body = exporter.engine.formats[profile.id].render(sample_certificate("KR-2026-000021"))
+    # A message for CN-GACC delivered to the KR gateway is not for it.
+    r = post_message(exporter, profile.id, body, Ibb_Message_Id="misrouted-1")
+    assert r.status_code == 403 and "does not act for 'CN-GACC'" in r.json()["detail"]
+    assert exporter.engine.store.counts() == EMPTY
+
+
+def test_serve_refuses_an_open_api_on_a_public_address() -> None:
+    from click.testing import CliRunner
+
+    from ibb.core.cli import main
+
+    r = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "0"])
+    assert r.exit_code == 1 and "the local /api would be open to anyone reaching 0.0.0.0" in r.output

@@ -39,7 +39,7 @@ def pair(tmp_path: Path, store_factory):
     profiles = tmp_path / "profiles"
     wire_profile(Path(SHIPPED_DIR) / f"{PROFILE}.toml", profiles, endpoints, FAST)
     stores = {node: store_factory(node.lower()) for node in ports}
-    gateways = {node: GatewayProcess(profiles, stores[node].url, ports[node], log=tmp_path / f"{node}.log") for node in ports}
+    gateways = {node: GatewayProcess(profiles, stores[node].url, ports[node], log=tmp_path / f"{node}.log", nodes=(node,)) for node in ports}
     yield gateways["KR-KCS"], gateways["CN-GACC"], stores["KR-KCS"], stores["CN-GACC"]
     for gw in gateways.values():
         gw.stop()
