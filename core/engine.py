@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 import attrs
+import sqlalchemy as sa
 
 from .errors import CertificateError, IbbError, Refused, RuleViolation, UnknownName
 from .formats import MessageFormat
@@ -31,7 +32,7 @@ from .model import Certificate, certificate_from_dict, certificate_to_dict
 from .plugins import Plugins
 from .profile import Entity, Profile, Trigger
 from .rules import Rule, RuleContext
-from .store import Store, StoredCertificate, Tx
+from .store import Conflict, Store, StoredCertificate, Tx
 from .transport import Message, Receipt, Transport
 
 log = logging.getLogger("ibb.engine")
@@ -218,19 +219,50 @@ class Engine:
             fmt = self.formats[profile.id]
             if content_type != fmt.content_type:
                 raise Refused(f"content type {message.content_type!r} is not {fmt.content_type!r} (format {fmt.name!r})", 415)
-            if profile.data_cluster.signatures:
-                fmt.verify(message.body).raise_for_problems(source=f"message {message.message_id}")
-            certificate = fmt.parse(message.body)
-            problems = self.check_rules(profile.id, certificate, "inbound")
-            if problems:
-                raise RuleViolation(problems, source=f"certificate {certificate.id}")
-            return await self._run(lambda: self._receive_certificate(profile, message, certificate))
+            certificate = await anyio.to_thread.run_sync(lambda: self._check_certificate(profile, fmt, message))
+            return await self._run_receive(message, lambda: self._receive_certificate(profile, message, certificate))
         if message.kind in ("feedback", "cancellation"):
             if content_type != CONTROL_CONTENT_TYPE:
                 raise Refused(f"content type {message.content_type!r} is not {CONTROL_CONTENT_TYPE!r}", 415)
             control = parse_control(message.body, message.kind)
-            return await self._run(lambda: self._receive_control(profile, message, control))
+            return await self._run_receive(message, lambda: self._receive_control(profile, message, control))
         raise Refused(f"message kind {message.kind!r} is not one of certificate, feedback, cancellation", 400)
+
+    def _check_certificate(self, profile: Profile, fmt: MessageFormat, message: Message) -> Certificate:
+        """Signatures (when the profile requires them), parsing and business rules; CPU work, run in a thread."""
+        if profile.data_cluster.signatures:
+            try:
+                report = fmt.verify(message.body)
+            except IbbError as exc:  # our own configuration (trust list, schema), not the sender's fault: retry later
+                log.error("%s: cannot verify signatures: %s", profile.id, exc)
+                raise Refused(f"this gateway cannot verify signatures now: {exc}", 503) from None
+            report.raise_for_problems(source=f"message {message.message_id}")
+        certificate = fmt.parse(message.body)
+        problems = self.check_rules(profile.id, certificate, "inbound")
+        if "issuing-authority" in profile.data_cluster.signatures:
+            authority = profile.entity("issuing-authority").id
+            if certificate.issuing_authority.id != authority:
+                problems.append(f"$.issuing_authority.id: {certificate.issuing_authority.id!r} is not the issuing authority "
+                                f"of profile {profile.id!r} ({authority!r})")
+        if problems:
+            raise RuleViolation(problems, source=f"certificate {certificate.id}")
+        return certificate
+
+    async def _run_receive(self, message: Message, work: Callable[[], Receipt]) -> Receipt:
+        """Apply an inbound message; a concurrent delivery of the same message id gets the first receipt."""
+        try:
+            return await self._run(work)
+        except (Conflict, sa.exc.IntegrityError) as exc:
+            def first() -> Receipt | None:
+                with self.store.transaction() as tx:
+                    return self._duplicate(tx, message)
+
+            receipt = await anyio.to_thread.run_sync(first)
+            if receipt is not None:
+                return receipt
+            if isinstance(exc, Conflict):
+                raise
+            raise Conflict(f"message {message.message_id} conflicts with what this gateway already holds") from None
 
     def _duplicate(self, tx: Tx, message: Message) -> Receipt | None:
         first = tx.inbound_receipt(message.message_id)
@@ -256,7 +288,7 @@ class Engine:
                 detail["replaces"] = replaces
             tx.event(pk, "received", message.sender, detail)
             if replaces:
-                old = tx.certificate(profile.id, replaces, "inbound", lock=True)
+                old = _predecessor(tx, profile.id, replaces, "inbound")
                 if old.partner != message.sender:
                     raise Refused(f"certificate {replaces!r} was not received from {message.sender!r}", 403)
                 tx.transition(old, "replaced", message.sender, {"replaced_by": certificate.id})
@@ -276,15 +308,12 @@ class Engine:
             if duplicate is not None:
                 return duplicate
             direction = "outbound" if message.kind == "feedback" else "inbound"
-            try:
-                record = tx.certificate(profile.id, cert_id, direction, lock=True)
-            except UnknownName:
-                raise UnknownName(f"{message.kind} target: {direction} certificate", cert_id, []) from None
+            record = _predecessor(tx, profile.id, cert_id, direction)
             if record.partner != message.sender:
                 raise Refused(f"certificate {cert_id!r} is not exchanged with {message.sender!r}", 403)
             why = {"message_id": message.message_id, "reason": control.get("reason", "")}
             if message.kind == "feedback":
-                if record.status == "sent":  # the feedback overtook the recording of the receipt
+                if record.status in ("sent", "failed"):  # the feedback overtook the recording of the receipt
                     record = tx.transition(record, "delivered", message.sender, {"implied_by": message.message_id})
                 record = tx.transition(record, control["decision"], message.sender, why)
                 event = "feedback.received"
@@ -303,6 +332,14 @@ class Engine:
         for transport in self.transports.values():
             await transport.close()
         self.store.close()
+
+
+def _predecessor(tx: Tx, profile_id: str, cert_id: str, direction: str) -> StoredCertificate:
+    """The certificate a message refers to. If it has not arrived yet, answer 425 (Too Early): the sender retries."""
+    try:
+        return tx.certificate(profile_id, cert_id, direction, lock=True)
+    except UnknownName:
+        raise Refused(f"certificate {cert_id!r} is not known here yet; send the certificate first", 425) from None
 
 
 def control_body(kind: str, certificate_id: str, **fields: str) -> bytes:

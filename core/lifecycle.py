@@ -1,7 +1,8 @@
 """The exchange lifecycle (GNC process alignment): certificate states and the legal moves between them.
 
 Sending side:   issued -> sent -> delivered -> accepted | refused
-                sent -> failed (delivery gave up; an operator may re-drive: failed -> sent)
+                sent -> failed (delivery gave up; an operator may re-drive: failed -> sent;
+                a late receipt or feedback still proves delivery: failed -> delivered)
 Receiving side: received -> accepted | refused   (the importing administration's decision)
 Either side:    any state after issue -> cancelled | replaced
 
@@ -19,7 +20,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"issued"}),
     "issued": frozenset({"sent"}) | FINAL,
     "sent": frozenset({"delivered", "failed"}) | FINAL,
-    "failed": frozenset({"sent"}) | FINAL,
+    "failed": frozenset({"sent", "delivered"}) | FINAL,  # a late receipt or feedback proves delivery
     "delivered": frozenset({"accepted", "refused"}) | FINAL,
     "received": frozenset({"accepted", "refused"}) | FINAL,
     "accepted": FINAL,

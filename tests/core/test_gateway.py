@@ -265,3 +265,18 @@ def test_serve_refuses_an_open_api_on_a_public_address() -> None:
 
     r = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "0"])
     assert r.exit_code == 1 and "the local /api would be open to anyone reaching 0.0.0.0" in r.output
+
+
+def test_a_message_about_a_certificate_not_yet_received_is_too_early(gateway_pair) -> None:
+    """Feedback, cancellation or replacement overtaking its certificate gets 425, which the sender retries."""
+    exporter, importer, profile = gateway_pair
+    r = post_message(importer, profile.id, b'{"kind": "cancellation", "certificate_id": "KR-2026-000030", "reason": "x"}',
+                     Ibb_Message_Id="early-1", Ibb_Message_Kind="cancellation", Content_Type="application/vnd.ibb.control+json")
+    assert r.status_code == 425 and "not known here yet" in r.json()["detail"]
+    body = importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000031"))
+    r = post_message(importer, profile.id, body, Ibb_Message_Id="early-2", Ibb_Replaces="KR-2026-000030")
+    assert r.status_code == 425
+    assert importer.engine.store.counts() == EMPTY
+    from ibb.plugins.rest.transport import RETRYABLE_STATUS
+
+    assert 425 in RETRYABLE_STATUS
