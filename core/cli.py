@@ -319,7 +319,7 @@ def _print_timeline(store: str, cert_id: str) -> bool:
     from .store import Store
     from .timeline import format_timeline, timeline
 
-    opened = Store(store)
+    opened = Store(store, create=False)
     try:
         records = opened.find(cert_id)
         for record in records:
@@ -365,7 +365,7 @@ def certs_list(profile_id: str | None, partner: str | None, state: str | None, d
 
     if state is not None and state not in STATES:
         raise InvalidInput([f"--state: {state!r} is not one of {', '.join(STATES)}"])
-    opened = Store(store)
+    opened = Store(store, create=False)
     try:
         rows = opened.list(profile_id=profile_id, partner=partner, status=state, direction=direction,
                            since=_parse_time(since, "since"), until=_parse_time(until, "until"), limit=limit)
@@ -389,7 +389,7 @@ def outbox_list(status: str | None, profile_id: str | None, limit: int, store: s
     """Outbound messages with their delivery status."""
     from .store import Store
 
-    opened = Store(store)
+    opened = Store(store, create=False)
     try:
         counts = opened.outbox_counts()
         rows = opened.outbox_list(status=status, profile_id=profile_id, limit=limit)
@@ -409,7 +409,7 @@ def outbox_show(message_id: str, store: str) -> None:
     from .gateway import message_json
     from .store import Store
 
-    opened = Store(store)
+    opened = Store(store, create=False)
     try:
         click.echo(json.dumps(message_json(opened.outbox_message(message_id)), indent=2))
     finally:
@@ -425,7 +425,7 @@ def outbox_redrive(message_ids: tuple[str, ...], all_failed: bool, store: str) -
     from .outbox import redrive
     from .store import Store
 
-    opened = Store(store)
+    opened = Store(store, create=False)
     try:
         ids = list(message_ids)
         if all_failed:

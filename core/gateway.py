@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -173,7 +174,12 @@ def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_byt
             await engine.close()
             log.info("gateway stopped")
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def http_problem(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        return problem(status, "Not Found" if status == 404 else "Method Not Allowed" if status == 405 else "HTTP error",
+                       f"{request.method} {request.url.path}: {getattr(exc, 'detail', '')}")
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_problem})
 
 
 def _record_json(engine: Engine, record: StoredCertificate, with_events: bool = False) -> dict[str, Any]:

@@ -119,8 +119,14 @@ class Dispatcher:
                 await anyio.to_thread.run_sync(lambda: self._failed(row, profile, str(exc), retryable))
                 return
             await anyio.to_thread.run_sync(lambda: self._delivered(row, receipt))
-        except Exception:
-            log.exception("delivering %s failed unexpectedly; it will be retried after its lease", row.message_id)
+        except Exception as exc:  # a bug or an unexpected fault: dead-letter it rather than resend it forever
+            log.exception("delivering %s failed unexpectedly", row.message_id)
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: self._failed(row, self.engine.profiles[row.profile_id], f"unexpected error: {exc!r}", False)
+                )
+            except Exception:
+                log.exception("recording the failure of %s failed; it will be retried after its lease", row.message_id)
         finally:
             self.inflight[key] -= 1
             self.wake()
@@ -179,7 +185,9 @@ class Dispatcher:
 
     def _still_mine(self, tx: Any, row: OutboxMessage) -> bool:
         """False when the lease expired and another dispatcher took the message over meanwhile."""
-        owner = tx.conn.execute(sa.select(outbox.c.lease_owner, outbox.c.status).where(outbox.c.pk == row.pk)).one()
+        owner = tx.conn.execute(
+            sa.select(outbox.c.lease_owner, outbox.c.status).where(outbox.c.pk == row.pk).with_for_update()
+        ).one()
         if owner.lease_owner != self.owner or owner.status != "pending":
             log.warning("message %s: lease lost before the outcome was recorded; leaving it to its new owner", row.message_id)
             return False
@@ -220,13 +228,13 @@ def redrive(store: Store, message_id: str, actor: str = "operator") -> OutboxMes
     from .errors import Refused
 
     message = store.outbox_message(message_id)
-    if message.status != "failed":
-        raise Refused(f"message {message_id} is {message.status}; only failed messages can be re-driven", 409)
     with store.transaction() as tx:
-        tx.conn.execute(
-            outbox.update().where(outbox.c.pk == message.pk).values(
+        changed = tx.conn.execute(
+            outbox.update().where(outbox.c.pk == message.pk, outbox.c.status == "failed").values(
                 status="pending", attempts=0, next_attempt_at=now(), lease_owner=None, lease_until=None, updated_at=now()
             )
-        )
+        ).rowcount
+        if changed != 1:
+            raise Refused(f"message {message_id} is {message.status}; only failed messages can be re-driven", 409)
         tx.event(message.certificate_pk, "redriven", actor, {"message_id": message_id, "last_error": message.last_error})
     return store.outbox_message(message_id)

@@ -181,7 +181,10 @@ def _path(v: Any, base_dir: Path) -> Path:
     """Plugin settings typed ``Path`` are relative to the profile's folder."""
     if not isinstance(v, str) or not v:
         raise ValueError(f"expected a file path, got {v!r}")
-    return (base_dir / Path(v).expanduser()).resolve()
+    path = (base_dir / Path(v).expanduser()).resolve()
+    if not path.exists():
+        raise ValueError(f"{path} does not exist")
+    return path
 
 
 def _float(v: Any, _: type) -> float:

@@ -246,12 +246,16 @@ class Tx:
 class Store:
     """One node's store. ``url`` is any SQLAlchemy URL, or a path to an SQLite file."""
 
-    def __init__(self, url: str | Path):
+    def __init__(self, url: str | Path, *, create: bool = True):
+        """Open (and create or migrate) a store. ``create=False`` refuses an SQLite file that does not exist."""
         self.url = _url(url)
         try:
             self.engine: Engine = sa.create_engine(self.url, pool_pre_ping=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
-            raise StoreError(f"cannot open store {self.url!r}: {exc}") from None
+            raise StoreError(f"cannot open store {_safe(self.url)}: {exc}") from None
+        database = self.engine.url.database
+        if not create and self.engine.dialect.name == "sqlite" and database and not Path(database).exists():
+            raise StoreError(f"no store at {database} (give --store or $IBB_STORE)")
         self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if self.engine.dialect.name == "sqlite":
             self._write_lock = threading.Lock()
@@ -273,7 +277,7 @@ class Store:
                     conn.execute(schema_version.insert().values(version=version + 1))
                 return len(MIGRATIONS)
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot open store {self.engine.url!r}: {exc.orig}") from None
+            raise StoreError(f"cannot open store {_safe(self.url)}: {exc.orig}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -424,6 +428,14 @@ def _outbox(row: Any) -> OutboxMessage:
 def _aware(value: dt.datetime) -> dt.datetime:
     # SQLite gives back naive datetimes; everything ibb stores is UTC.
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _safe(url: str) -> str:
+    """A database URL fit for messages and logs: the password masked."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<invalid URL>"
 
 
 def _url(url: str | Path) -> str:

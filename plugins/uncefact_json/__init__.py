@@ -145,8 +145,8 @@ MAX_DEPTH = 64
 class Options:
     """``[data_cluster.options]`` of the ``uncefact-json`` format."""
 
-    schema: str | None = None
-    """Path of the UN/CEFACT PreferentialCoO D23B JSON schema to validate against.
+    schema: Path | None = None
+    """Path of the UN/CEFACT PreferentialCoO D23B JSON schema to validate against (relative to the profile).
 
     Default: the file named by ``$IBB_UNCEFACT_SCHEMA``; neither set: no schema
     validation, only the structural check of the fields ibb reads."""
@@ -164,7 +164,7 @@ class UncefactJson(MessageFormat):
     def __init__(self, options: Any = None):
         super().__init__(options)
         configured: Options = self.options
-        self.schema_path: str | None = configured.schema or os.environ.get(SCHEMA_ENV) or None
+        self.schema_path: str | None = str(configured.schema or "") or os.environ.get(SCHEMA_ENV) or None
         self.validator: Validator | None = _load_validator(self.schema_path) if self.schema_path else None
 
     def render(self, certificate: Certificate) -> bytes:

@@ -62,7 +62,8 @@ def test_cert_issue_and_status_with_clear_errors(tmp_path: Path) -> None:
     r = ibb("cert", "issue", "--profile", "kr-cn-eodes", "--as", "KR-KCS", "--store", store, str(cert))
     assert r.returncode == 1 and "$.items[0].currency: 'USX' is not an ISO 4217 currency code" in r.stderr
     r = ibb("status", "KR-2026-000001", "--store", store)
-    assert r.returncode == 1 and "unknown certificate 'KR-2026-000001'" in r.stderr
+    assert r.returncode == 1 and f"no store at {store}" in r.stderr
+    assert not Path(store).exists(), "a read-only command must not create a store at a mistyped path"
     r = ibb("cert", "issue", "--profile", "kr-cn-eodes", "--as", "KR-KCS", "--store", store, str(tmp_path / "absent.json"))
     assert r.returncode == 1 and "cannot read" in r.stderr and "Traceback" not in r.stderr
 

@@ -169,7 +169,9 @@ def test_bad_input_gets_a_problem_and_leaves_the_store_unchanged(gateway_pair) -
     _assert_refused(importer, post_message(importer, pid, good, Ibb_Receiver="XX-NOBODY"), 403, "receiver 'XX-NOBODY' is not an entity")
     _assert_refused(importer, post_message(importer, pid, good, Ibb_Message_Id=""), 400, "header ibb-message-id is required")
     r = httpx.post(f"{importer.url}/rest/no-such-profile/messages", content=good)
-    assert r.status_code == 404
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    r = httpx.get(f"{importer.url}/rest/{pid}/messages")
+    assert r.status_code == 405 and r.json()["title"] == "Method Not Allowed"
 
 
 def test_business_rule_violations_are_refused_inbound(gateway_pair) -> None:
