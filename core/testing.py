@@ -17,9 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+import threading
+from typing import Any
+
 import httpx
 
-from .gateway import bind
+from .gateway import bind, make_server
 
 
 def free_port() -> int:
@@ -102,3 +105,29 @@ class GatewayProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+
+
+class ThreadedServer:
+    """An ASGI app served by uvicorn in a thread on a free 127.0.0.1 port (a real HTTP peer for tests)."""
+
+    def __init__(self) -> None:
+        self.sock = bind("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread: threading.Thread | None = None
+
+    def start(self, app: Any, timeout: float = 10.0) -> ThreadedServer:
+        self.server = make_server(app)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=15)
+        self.sock.close()

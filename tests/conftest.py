@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from ibb.core.engine import Engine
-from ibb.core.gateway import bind, create_app, make_server
+from ibb.core.gateway import create_app
 from ibb.core.plugins import Plugins
 from ibb.core.profile import Profile, load_profile
 from ibb.core.store import Store
+from ibb.core.testing import ThreadedServer
 from ibb.profiles import SHIPPED_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,34 +105,18 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path, postgres_admin
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
 
 
-class RunningGateway:
-    """A real gateway (uvicorn) on a free 127.0.0.1 port, run in a thread. The port is taken at creation."""
+class RunningGateway(ThreadedServer):
+    """A real gateway (uvicorn) serving an engine on a free 127.0.0.1 port, in a thread."""
 
-    def __init__(self) -> None:
-        self.sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.engine: Engine | None = None
+    engine: Engine
 
     def endpoint(self, profile_id: str) -> str:
         return f"{self.url}/rest/{profile_id}/messages"
 
-    def start(self, engine: Engine, **app_options) -> RunningGateway:
+    def start(self, engine: Engine, **app_options) -> RunningGateway:  # type: ignore[override]
         self.engine = engine
-        self.server = make_server(create_app(engine, **app_options))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.01)
+        super().start(create_app(engine, **app_options))
         return self
-
-    def stop(self) -> None:
-        if self.engine is not None:
-            self.server.should_exit = True
-            self.thread.join(timeout=15)
-        self.sock.close()
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 
@@ -17,34 +16,30 @@ from starlette.routing import Route
 
 from ibb.core.cli import main
 from ibb.core.engine import Engine
-from ibb.core.gateway import bind, make_server
+from ibb.core.gateway import bind
 from ibb.core.outbox import Dispatcher
 from ibb.core.samples import sample_certificate
+from ibb.core.testing import ThreadedServer
 
 
-class SlowPartner:
+class SlowPartner(ThreadedServer):
     """A real HTTP server that answers every request after ``delay`` seconds."""
 
     def __init__(self, delay: float):
+        super().__init__()
+
         async def slow(request: Request) -> PlainTextResponse:
             await asyncio.sleep(delay)
             return PlainTextResponse("too late", status_code=503)
 
-        self.sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/in"
-        self.server = make_server(Starlette(routes=[Route("/in", slow, methods=["POST"])]))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.app = Starlette(routes=[Route("/in", slow, methods=["POST"])])
+        self.url = f"{self.url}/in"
 
     def __enter__(self) -> SlowPartner:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        return self
+        return self.start(self.app)
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+        self.stop()
 
 
 @pytest.mark.anyio

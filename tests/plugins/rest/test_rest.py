@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 
 import pytest
 from starlette.applications import Starlette
@@ -13,38 +11,33 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ibb.core.errors import TransportError
-from ibb.core.gateway import bind, make_server
+from ibb.core.gateway import bind
+from ibb.core.testing import ThreadedServer
 from ibb.core.transport import Message
 from ibb.plugins.rest.transport import RestTransport, Settings
 
 MESSAGE = Message(message_id="m-1", profile_id="p", sender="A", receiver="B", content_type="application/json", body=b"{}")
 
 
-class Server:
+class Server(ThreadedServer):
     """A real uvicorn server with a scripted app, on a free loopback port."""
 
     def __init__(self, handler):
+        super().__init__()
         self.seen: list[Request] = []
 
         async def endpoint(request: Request) -> Response:
             self.seen.append(request)
             return await handler(request)
 
-        self.sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/in"
-        self.server = make_server(Starlette(routes=[Route("/in", endpoint, methods=["POST"])]))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.app = Starlette(routes=[Route("/in", endpoint, methods=["POST"])])
+        self.url = f"{self.url}/in"
 
     def __enter__(self) -> Server:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-        return self
+        return self.start(self.app)
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+        self.stop()
 
 
 async def _send(url: str, **settings) -> object:
