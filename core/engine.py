@@ -280,7 +280,7 @@ class Engine:
             certificate = attrs.evolve(certificate, status="received")
             pk = tx.insert_certificate(
                 profile_id=profile.id, cert_id=certificate.id, direction="inbound", partner=message.sender,
-                status="received", document=certificate_to_dict(certificate),
+                status="received", document=certificate_to_dict(certificate), wire=message.body,
             )
             detail: dict[str, Any] = {"message_id": message.message_id}
             replaces = message.headers.get("replaces")

@@ -143,6 +143,19 @@ def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_byt
 
         return JSONResponse(await anyio.to_thread.run_sync(read))
 
+    async def document(request: Request) -> Response:
+        profile = engine.profile(request.path_params["profile"])
+
+        def read() -> bytes:
+            record = engine.store.get(profile.id, request.path_params["cert_id"], "inbound")
+            wire = engine.store.wire(record.pk) if record is not None else None
+            if wire is None:
+                raise UnknownName("received certificate", request.path_params["cert_id"], [])
+            return wire
+
+        body = await anyio.to_thread.run_sync(read)
+        return Response(body, media_type=engine.formats[profile.id].content_type)
+
     async def tracking(request: Request) -> Response:
         message = await anyio.to_thread.run_sync(engine.store.outbox_message, request.path_params["message_id"])
         return JSONResponse(message_json(message))
@@ -151,6 +164,7 @@ def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_byt
         Route("/health", health, methods=["GET"]),
         Route("/api/{profile}/certificates", guarded(issue), methods=["POST"]),
         Route("/api/{profile}/certificates/{cert_id}", guarded(show), methods=["GET"]),
+        Route("/api/{profile}/certificates/{cert_id}/document", guarded(document), methods=["GET"]),
         Route("/api/{profile}/certificates/{cert_id}/decision", guarded(decide), methods=["POST"]),
         Route("/api/{profile}/certificates/{cert_id}/cancel", guarded(cancel), methods=["POST"]),
         Route("/api/messages/{message_id}", guarded(tracking), methods=["GET"]),

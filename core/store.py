@@ -30,19 +30,27 @@ from .errors import IbbError, StoreError, UnknownName
 
 metadata = sa.MetaData()
 
+def _certificate_columns() -> list[Any]:
+    """The columns of ``certificates`` as schema version 1 created them (fresh objects each call)."""
+    return [
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("profile_id", sa.String(100), nullable=False),
+        sa.Column("cert_id", sa.String(200), nullable=False),
+        sa.Column("direction", sa.String(10), nullable=False),  # outbound | inbound
+        sa.Column("partner", sa.String(100), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("document", sa.Text, nullable=False),  # canonical JSON
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("profile_id", "direction", "cert_id", name="uq_certificate"),
+    ]
+
+
 certificates = sa.Table(
     "certificates",
     metadata,
-    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("profile_id", sa.String(100), nullable=False),
-    sa.Column("cert_id", sa.String(200), nullable=False),
-    sa.Column("direction", sa.String(10), nullable=False),  # outbound | inbound
-    sa.Column("partner", sa.String(100), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("document", sa.Text, nullable=False),  # canonical JSON
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("profile_id", "direction", "cert_id", name="uq_certificate"),
+    *_certificate_columns(),
+    sa.Column("wire", sa.LargeBinary, nullable=True),  # inbound: the document exactly as received (signed evidence), v3
 )
 
 events = sa.Table(
@@ -103,14 +111,20 @@ schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.In
 
 
 def _v1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[certificates, events, messages])
+    sa.Table("certificates", sa.MetaData(), *_certificate_columns()).create(conn)
+    metadata.create_all(conn, tables=[events, messages])
 
 
 def _v2(conn: Connection) -> None:
     metadata.create_all(conn, tables=[outbox])
 
 
-MIGRATIONS: Sequence[Callable[[Connection], None]] = (_v1, _v2)
+def _v3(conn: Connection) -> None:
+    column_type = sa.LargeBinary().compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE certificates ADD COLUMN wire {column_type}"))
+
+
+MIGRATIONS: Sequence[Callable[[Connection], None]] = (_v1, _v2, _v3)
 """Schema steps; step ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""
 
 
@@ -174,13 +188,13 @@ class Tx:
         self.at = now()
 
     def insert_certificate(self, *, profile_id: str, cert_id: str, direction: str, partner: str, status: str,
-                           document: dict[str, Any]) -> int:
+                           document: dict[str, Any], wire: bytes | None = None) -> int:
         try:
             with self.conn.begin_nested():
                 result = self.conn.execute(
                     certificates.insert().values(
                         profile_id=profile_id, cert_id=cert_id, direction=direction, partner=partner,
-                        status=status, document=json.dumps(document), created_at=self.at, updated_at=self.at,
+                        status=status, document=json.dumps(document), created_at=self.at, updated_at=self.at, wire=wire,
                     )
                 )
         except sa.exc.IntegrityError:
@@ -371,6 +385,12 @@ class Store:
                 )
             ).first()
         return _stored(row) if row is not None else None
+
+    def wire(self, pk: int) -> bytes | None:
+        """The document exactly as it was received (inbound certificates)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(certificates.c.wire).where(certificates.c.pk == pk)).scalar_one_or_none()
+        return bytes(value) if value is not None else None
 
     def find(self, cert_id: str) -> list[StoredCertificate]:
         """Every record of a certificate id, whatever the profile or direction."""

@@ -49,6 +49,8 @@ def test_signed_certificate_is_verified_and_stored_and_a_tampered_one_refused(si
     assert sent.body.count(b"<ds:SignatureValue") + sent.body.count(b"<SignatureValue") == 2, "exporter and official signatures"
     report = importer.engine.formats[PROFILE].verify(sent.body)
     assert report.ok, report.lines()
+    kept = httpx.get(f"{importer.url}/api/{PROFILE}/certificates/{cert.id}/document")
+    assert kept.status_code == 200 and kept.content == sent.body, "the receiver keeps the signed document as evidence"
 
     before = importer.engine.store.counts()
     tampered = sent.body.replace(b"Hanbit Energy Co., Ltd.", b"Hanbit Energy Co., Ltc.", 1)

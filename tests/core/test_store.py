@@ -35,11 +35,21 @@ def test_schema_is_created_and_migration_is_idempotent(store_factory) -> None:
 
 
 def test_a_version_1_store_is_migrated_on_open(store_factory) -> None:
+    from ibb.core.store import MIGRATIONS
+
     store = store_factory("node")
-    with store.engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE outbox"))
-        conn.execute(schema_version.delete().where(schema_version.c.version > 1))
-    assert Store(store.url).counts() == EMPTY
+    with store.engine.begin() as conn:  # rebuild the schema as version 1 left it
+        for table in ("outbox", "messages", "events", "certificates"):
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+        conn.execute(schema_version.delete())
+        MIGRATIONS[0](conn)
+        conn.execute(schema_version.insert().values(version=1))
+        conn.execute(sa.text("INSERT INTO certificates (profile_id, cert_id, direction, partner, status, document, created_at, updated_at)"
+                             " VALUES ('p', 'OLD-1', 'inbound', 'KR', 'received', '{}', :t, :t)"), {"t": dt.datetime.now(dt.timezone.utc)})
+    migrated = Store(store.url)
+    assert migrated.counts() == {**EMPTY, "certificates": 1}
+    old = migrated.get("p", "OLD-1", "inbound")
+    assert old is not None and migrated.wire(old.pk) is None
 
 
 def test_a_store_newer_than_the_code_is_refused(store_factory) -> None:
