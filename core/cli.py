@@ -256,10 +256,12 @@ _register_cert(main, cert)
 @click.option("--profile", "profile_id", required=True, help="Profile id.")
 @click.option("--as", "issuer", required=True, help="Entity id (or role) issuing the certificate.")
 @click.option("--replaces", metavar="CERT_ID", help="Id of the certificate this one replaces.")
+@click.option("--draft", is_flag=True, help="Only record a draft; it is issued when its export declaration is accepted.")
 @profiles_option
 @store_option
 @wait_option
-def cert_issue(file: str, profile_id: str, issuer: str, replaces: str | None, profile_paths: tuple[str, ...], store: str, wait: float) -> None:
+def cert_issue(file: str, profile_id: str, issuer: str, replaces: str | None, draft: bool, profile_paths: tuple[str, ...],
+               store: str, wait: float) -> None:
     """Issue the canonical JSON certificate FILE and run the profile's triggers (e.g. send it)."""
     from .model import certificate_from_json
 
@@ -269,8 +271,24 @@ def cert_issue(file: str, profile_id: str, issuer: str, replaces: str | None, pr
         raise IbbError(f"{file}: cannot read ({exc.strerror})") from None
     certificate = certificate_from_json(text, source=file)
     engine = _engine(profile_paths, store)
-    _run_and_deliver(engine, lambda: engine.issue(profile_id, certificate, issuer, replaces=replaces), wait)
+    _run_and_deliver(engine, lambda: engine.issue(profile_id, certificate, issuer, replaces=replaces, draft=draft), wait)
     _print_timeline(store, certificate.id)
+
+
+@cert.command("declaration-accepted")
+@click.argument("cert_id")
+@click.option("--profile", "profile_id", required=True)
+@click.option("--as", "actor", required=True, help="Entity id (the exporting side).")
+@click.option("--declaration", required=True, help="Reference of the accepted export declaration.")
+@profiles_option
+@store_option
+@wait_option
+def cert_declaration_accepted(cert_id: str, profile_id: str, actor: str, declaration: str, profile_paths: tuple[str, ...],
+                              store: str, wait: float) -> None:
+    """The export declaration covering draft CERT_ID was accepted: run the profile's triggers (e.g. issue and send)."""
+    engine = _engine(profile_paths, store)
+    _run_and_deliver(engine, lambda: engine.declaration_accepted(profile_id, cert_id, actor, declaration), wait)
+    _print_timeline(store, cert_id)
 
 
 @cert.command("cancel")

@@ -131,7 +131,8 @@ class Engine:
             wake()
         return result
 
-    def _fire(self, tx: Tx, profile: Profile, event: str, record: StoredCertificate, actor: str, detail: Mapping[str, Any] | None = None) -> None:
+    def fire(self, tx: Tx, profile: Profile, event: str, record: StoredCertificate, actor: str, detail: Mapping[str, Any] | None = None) -> None:
+        """Run the actions of ``event``'s triggers inside ``tx`` (also for actions that cause further events)."""
         for trigger in profile.triggers_on(event):
             for name in trigger.do:
                 action = self.plugins.actions.get(name)
@@ -139,34 +140,58 @@ class Engine:
 
     # -- sending side ---------------------------------------------------------------------
 
-    async def issue(self, profile_id: str, certificate: Certificate, issuer: str, replaces: str | None = None) -> StoredCertificate:
+    async def issue(self, profile_id: str, certificate: Certificate, issuer: str, replaces: str | None = None,
+                    draft: bool = False) -> StoredCertificate:
         """Issue a certificate on behalf of entity ``issuer``; the ``certificate.issued`` triggers enqueue what to send.
 
         With ``replaces``, the old certificate of that id becomes ``replaced`` in the same
-        transaction. Raises :class:`RuleViolation` (nothing recorded) when a business rule fails.
+        transaction. With ``draft``, the certificate is only recorded as a draft: it is
+        issued later, when its export declaration is accepted (``declaration_accepted``).
+        Raises :class:`RuleViolation` (nothing recorded) when a business rule fails.
         """
         profile = self.profile(profile_id)
         actor = self.local_entity(profile, issuer).id
-        problems = self.check_rules(profile_id, certificate, "outbound")
+        if draft and replaces:
+            raise Refused("a draft cannot replace a certificate; issue the replacement directly", 400)
+        problems = [] if draft else self.check_rules(profile_id, certificate, "outbound")
         if problems:
             raise RuleViolation(problems, source=f"certificate {certificate.id}")
-        certificate = attrs.evolve(certificate, status="issued")
+        status = "draft" if draft else "issued"
+        certificate = attrs.evolve(certificate, status=status)
         partners = [profile.entity(t.to).id for t in profile.triggers_on("certificate.issued") if t.to]
 
         def work() -> StoredCertificate:
             with self.store.transaction() as tx:
                 pk = tx.insert_certificate(
                     profile_id=profile_id, cert_id=certificate.id, direction="outbound",
-                    partner=partners[0] if partners else "", status="issued", document=certificate_to_dict(certificate),
+                    partner=partners[0] if partners else "", status=status, document=certificate_to_dict(certificate),
                 )
                 detail = {"replaces": replaces} if replaces else {}
-                tx.event(pk, "issued", actor, detail)
+                tx.event(pk, status, actor, detail)
                 if replaces:
                     old = tx.certificate(profile_id, replaces, "outbound", lock=True)
                     tx.transition(old, "replaced", actor, {"replaced_by": certificate.id})
                 record = tx.certificate_by_pk(pk)
-                self._fire(tx, profile, "certificate.issued", record, actor, detail)
+                if not draft:
+                    self.fire(tx, profile, "certificate.issued", record, actor, detail)
                 return record
+
+        return await self._run(work)
+
+    async def declaration_accepted(self, profile_id: str, cert_id: str, actor: str, declaration: str) -> StoredCertificate:
+        """The export declaration covering draft ``cert_id`` was accepted: run ``export-declaration.accepted``
+        (typically ``issue``, which checks the rules, issues and so sends the certificate)."""
+        profile = self.profile(profile_id)
+        who = self.local_entity(profile, actor).id
+
+        def work() -> StoredCertificate:
+            with self.store.transaction() as tx:
+                record = tx.certificate(profile_id, cert_id, "outbound", lock=True)
+                if record.status != "draft":
+                    raise Refused(f"certificate {cert_id!r} is {record.status}, not a draft waiting for its export declaration", 409)
+                tx.event(record.pk, "export-declaration.accepted", who, {"declaration": declaration})
+                self.fire(tx, profile, "export-declaration.accepted", record, who, {"declaration": declaration})
+                return tx.certificate_by_pk(record.pk)
 
         return await self._run(work)
 
@@ -178,7 +203,7 @@ class Engine:
         def work() -> StoredCertificate:
             with self.store.transaction() as tx:
                 record = tx.transition(tx.certificate(profile_id, cert_id, "outbound", lock=True), "cancelled", who, {"reason": reason})
-                self._fire(tx, profile, "certificate.cancelled", record, who, {"reason": reason})
+                self.fire(tx, profile, "certificate.cancelled", record, who, {"reason": reason})
                 return record
 
         return await self._run(work)
@@ -195,7 +220,7 @@ class Engine:
         def work() -> StoredCertificate:
             with self.store.transaction() as tx:
                 record = tx.transition(tx.certificate(profile_id, cert_id, "inbound", lock=True), decision, who, {"reason": reason})
-                self._fire(tx, profile, "preference.decided", record, who, {"decision": decision, "reason": reason})
+                self.fire(tx, profile, "preference.decided", record, who, {"decision": decision, "reason": reason})
                 return record
 
         return await self._run(work)
@@ -297,7 +322,7 @@ class Engine:
                 message_id=message.message_id, profile_id=profile.id, certificate_pk=pk, sender=message.sender,
                 receiver=message.receiver, receipt=receipt.to_dict(),
             )
-            self._fire(tx, profile, "certificate.received", tx.certificate_by_pk(pk), message.receiver)
+            self.fire(tx, profile, "certificate.received", tx.certificate_by_pk(pk), message.receiver)
             return receipt
 
     def _receive_control(self, profile: Profile, message: Message, control: dict[str, str]) -> Receipt:
@@ -325,7 +350,7 @@ class Engine:
                 message_id=message.message_id, profile_id=profile.id, certificate_pk=record.pk, sender=message.sender,
                 receiver=message.receiver, receipt=receipt.to_dict(),
             )
-            self._fire(tx, profile, event, record, message.receiver, control)
+            self.fire(tx, profile, event, record, message.receiver, control)
             return receipt
 
     async def close(self) -> None:

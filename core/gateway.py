@@ -116,8 +116,15 @@ def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_byt
             raise Refused("query parameter 'as' (the issuing entity id) is required", 400)
         body = await read_body(request, api_max_body_bytes)
         certificate = certificate_from_json(body, source="request body")
-        record = await engine.issue(profile.id, certificate, issuer, replaces=request.query_params.get("replaces"))
+        draft = request.query_params.get("draft", "").lower() in ("1", "true", "yes")
+        record = await engine.issue(profile.id, certificate, issuer, replaces=request.query_params.get("replaces"), draft=draft)
         return JSONResponse(_record_json(engine, record), status_code=201)
+
+    async def declaration(request: Request) -> Response:
+        data = await read_json(request)
+        record = await engine.declaration_accepted(request.path_params["profile"], request.path_params["cert_id"],
+                                                   required(data, "as"), required(data, "declaration"))
+        return JSONResponse(_record_json(engine, record))
 
     async def decide(request: Request) -> Response:
         data = await read_json(request)
@@ -165,6 +172,7 @@ def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_byt
         Route("/api/{profile}/certificates", guarded(issue), methods=["POST"]),
         Route("/api/{profile}/certificates/{cert_id}", guarded(show), methods=["GET"]),
         Route("/api/{profile}/certificates/{cert_id}/document", guarded(document), methods=["GET"]),
+        Route("/api/{profile}/certificates/{cert_id}/declaration-accepted", guarded(declaration), methods=["POST"]),
         Route("/api/{profile}/certificates/{cert_id}/decision", guarded(decide), methods=["POST"]),
         Route("/api/{profile}/certificates/{cert_id}/cancel", guarded(cancel), methods=["POST"]),
         Route("/api/messages/{message_id}", guarded(tracking), methods=["GET"]),

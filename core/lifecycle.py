@@ -6,8 +6,9 @@ Sending side:   issued -> sent -> delivered -> accepted | refused
 Receiving side: received -> accepted | refused   (the importing administration's decision)
 Either side:    any state after issue -> cancelled | replaced
 
-``draft`` exists only before issue: an issued certificate is immutable; a change is a
-replacement, a new certificate whose ``replaces`` names the old one.
+``draft`` exists only before issue (e.g. waiting for its export declaration to be accepted);
+an issued certificate is immutable: a change is a replacement, a new certificate whose
+``replaces`` names the old one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .errors import IbbError
 FINAL = frozenset({"cancelled", "replaced"})
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "draft": frozenset({"issued"}),
+    "draft": frozenset({"issued", "cancelled"}),
     "issued": frozenset({"sent"}) | FINAL,
     "sent": frozenset({"delivered", "failed"}) | FINAL,
     "failed": frozenset({"sent", "delivered"}) | FINAL,  # a late receipt or feedback proves delivery

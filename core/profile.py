@@ -25,6 +25,7 @@ from .secrets import SecretRef, structure_secret
 
 ROLES = ("exporter", "issuing-authority", "exporting-customs", "importing-customs", "importer", "hub")
 EVENTS = (
+    "export-declaration.accepted",
     "certificate.issued",
     "certificate.received",
     "certificate.cancelled",

@@ -215,6 +215,13 @@ class Tx:
     def certificate_by_pk(self, pk: int) -> StoredCertificate:
         return _stored(self.conn.execute(sa.select(certificates).where(certificates.c.pk == pk)).one())
 
+    def update_document(self, pk: int, document: dict[str, Any]) -> None:
+        """Replace a draft's canonical document (the ``issue`` action stamps its status); issued ones never change."""
+        status = self.conn.execute(sa.select(certificates.c.status).where(certificates.c.pk == pk)).scalar_one()
+        if status != "draft":
+            raise Conflict(f"certificate {pk} is {status}: an issued certificate is immutable (issue a replacement)")
+        self.conn.execute(certificates.update().where(certificates.c.pk == pk).values(document=json.dumps(document), updated_at=now()))
+
     def event(self, pk: int, event: str, actor: str, detail: dict[str, Any] | None = None) -> None:
         self.conn.execute(
             events.insert().values(certificate_pk=pk, event=event, actor=actor, detail=json.dumps(detail or {}), at=now())

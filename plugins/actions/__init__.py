@@ -6,6 +6,8 @@ enqueue is committed with the state change, and the outbox delivers it afterward
 =================  ==================================================================
 action             what it does
 =================  ==================================================================
+``issue``          a draft becomes issued (business rules checked), then the
+                   ``certificate.issued`` triggers run (e.g. on ``export-declaration.accepted``)
 ``send``           render the certificate with the profile's format, sign it for each role
                    of ``data_cluster.signatures`` with that entity's key, and queue it
                    for the trigger's ``to`` entity (``replaces`` travels in the envelope)
@@ -23,11 +25,26 @@ import logging
 
 import pluggy
 
+import attrs
+
 from ibb.core.engine import CONTROL_CONTENT_TYPE, ActionContext, control_body
+from ibb.core.errors import RuleViolation
+from ibb.core.model import certificate_to_dict
 from ibb.core.keys import entity_credentials
 
 hookimpl = pluggy.HookimplMarker("ibb")
 log = logging.getLogger("ibb.events")
+
+
+def issue(ctx: ActionContext) -> None:
+    """Draft -> issued: check the business rules, stamp the document, run the ``certificate.issued`` triggers."""
+    certificate = attrs.evolve(ctx.certificate, status="issued")
+    problems = ctx.engine.check_rules(ctx.profile.id, certificate, "outbound")
+    if problems:
+        raise RuleViolation(problems, source=f"certificate {certificate.id}")
+    ctx.tx.update_document(ctx.record.pk, certificate_to_dict(certificate))
+    record = ctx.tx.transition(ctx.record, "issued", ctx.actor, dict(ctx.detail))
+    ctx.engine.fire(ctx.tx, ctx.profile, "certificate.issued", record, ctx.actor)
 
 
 def send(ctx: ActionContext) -> None:
@@ -56,6 +73,7 @@ def log_event(ctx: ActionContext) -> None:
 
 @hookimpl
 def ibb_register_actions(register):
+    register("issue", issue)
     register("send", send)
     register("send-feedback", send_feedback)
     register("notify", notify)

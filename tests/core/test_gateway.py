@@ -282,3 +282,33 @@ def test_a_message_about_a_certificate_not_yet_received_is_too_early(gateway_pai
     from ibb.plugins.rest.transport import RETRYABLE_STATUS
 
     assert 425 in RETRYABLE_STATUS
+
+
+def test_a_draft_is_issued_and_sent_when_its_export_declaration_is_accepted(gateway_pair, waiter) -> None:
+    exporter, importer, profile = gateway_pair
+    api = f"{exporter.url}/api/{profile.id}/certificates"
+    cert = sample_certificate("KR-2026-000040")
+    r = httpx.post(api, params={"as": "KR-KCS", "draft": "1"}, content=certificate_to_json(cert))
+    assert r.status_code == 201 and r.json()["status"] == "draft"
+    assert exporter.engine.store.outbox_list() == []  # nothing leaves before the declaration is accepted
+    r = httpx.post(f"{api}/{cert.id}/declaration-accepted", json={"as": "KR-KCS", "declaration": "KR-ED-2026-778899"})
+    assert r.status_code == 200 and r.json()["status"] == "issued"
+    waiter(lambda: exporter.engine.store.get(profile.id, cert.id, "outbound").status == "delivered", what="delivery")
+    record = exporter.engine.store.get(profile.id, cert.id, "outbound")
+    assert record.document["status"] == "issued"
+    events = [(e.event, e.detail.get("declaration")) for e in exporter.engine.store.events(record.pk)]
+    assert events[:3] == [("draft", None), ("export-declaration.accepted", "KR-ED-2026-778899"), ("issued", "KR-ED-2026-778899")]
+    r = httpx.post(f"{api}/{cert.id}/declaration-accepted", json={"as": "KR-KCS", "declaration": "again"})
+    assert r.status_code == 409 and "not a draft" in r.json()["detail"]
+
+
+def test_a_draft_that_breaks_a_rule_stays_a_draft(gateway_pair) -> None:
+    exporter, _, profile = gateway_pair
+    api = f"{exporter.url}/api/{profile.id}/certificates"
+    cert = sample_certificate("KR-2026-000041")
+    bad = attrs.evolve(cert, items=(attrs.evolve(cert.items[0], origin_criterion="ZZ"),))
+    assert httpx.post(api, params={"as": "KR-KCS", "draft": "1"}, content=certificate_to_json(bad)).status_code == 201
+    r = httpx.post(f"{api}/{cert.id}/declaration-accepted", json={"as": "KR-KCS", "declaration": "D-1"})
+    assert r.status_code == 422 and "origin-criteria" in " ".join(r.json()["errors"])
+    assert exporter.engine.store.get(profile.id, cert.id, "outbound").status == "draft"
+    assert exporter.engine.store.outbox_list() == []

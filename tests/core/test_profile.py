@@ -29,7 +29,9 @@ def test_shipped_profile_loads_into_frozen_classes(shipped_profile: Profile) -> 
     assert p.service_interface.settings.max_body_bytes == 1048576
     assert [r.rule for r in p.rules][:2] == ["validity-period", "origin-criteria"]
     assert p.rules[0].params.days == 365
-    assert p.triggers[0].do == ("send",) and p.entity(p.triggers[0].to).id == "CN-GACC"
+    (issued,) = p.triggers_on("certificate.issued")
+    assert issued.do == ("send",) and p.entity(issued.to).id == "CN-GACC"
+    assert p.triggers_on("export-declaration.accepted")[0].do == ("issue",)
     assert p.communication.retry.delay(3) == 2.0
     with pytest.raises(AttributeError):
         p.block.id = "other"  # type: ignore[misc]
@@ -66,7 +68,7 @@ def test_unknown_plugin_names_suggest_the_known_ones(plugins) -> None:
     assert "p.toml: $.service_interface.transport: unknown transport 'rset'; did you mean 'rest'? (known: rest)" in lines
     assert any(line.startswith("p.toml: $.data_cluster.format: unknown format 'uncefact-jsn'; did you mean 'uncefact-json'?") for line in lines)
     assert any(line.startswith("p.toml: $.rules[0].rule: unknown rule 'validity-periods'; did you mean 'validity-period'?") for line in lines)
-    assert any(line.startswith("p.toml: $.triggers[1].do[0]: unknown action 'logg'; did you mean 'log'?") for line in lines)
+    assert any(line.startswith("p.toml: $.triggers[2].do[0]: unknown action 'logg'; did you mean 'log'?") for line in lines)
 
 
 def test_settings_of_another_transport_are_a_typo(plugins) -> None:
@@ -77,9 +79,9 @@ def test_settings_of_another_transport_are_a_typo(plugins) -> None:
 def test_trigger_references_are_checked(plugins) -> None:
     text = SHIPPED.replace('to = "importing-customs"', 'to = "importing-custom"')
     lines = problems(text, plugins)
-    assert any(line.startswith("p.toml: $.triggers[0].to: unknown entity 'importing-custom'") for line in lines), lines
+    assert any(line.startswith("p.toml: $.triggers[1].to: unknown entity 'importing-custom'") for line in lines), lines
     text = SHIPPED.replace('to = "importing-customs"\n', "")
-    assert "p.toml: $.triggers[0].to: required when the trigger does 'send' (an entity id or role)" in problems(text, plugins)
+    assert "p.toml: $.triggers[1].to: required when the trigger does 'send' (an entity id or role)" in problems(text, plugins)
 
 
 def test_signatures_need_a_format_that_carries_them(plugins) -> None:
