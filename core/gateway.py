@@ -70,6 +70,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def check_bearer(request: Request, token: str, whose: str = "") -> None:
+    """Refuse (401) a request whose ``Authorization`` is not ``Bearer <token>``, in constant time."""
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise Refused(f"missing or wrong bearer token{whose}", 401)
+
+
 def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_bytes: int = 5_000_000,
                dispatcher_options: dict[str, Any] | None = None) -> Starlette:
     """The gateway app of one node. Its lifespan runs the outbox dispatcher."""
@@ -81,9 +88,7 @@ def create_app(engine: Engine, *, api_token: str | None = None, api_max_body_byt
         async def endpoint(request: Request) -> Response:
             try:
                 if api_token is not None:
-                    given = request.headers.get("authorization", "")
-                    if not hmac.compare_digest(given.encode(), f"Bearer {api_token}".encode()):
-                        raise Refused("missing or wrong bearer token", 401)
+                    check_bearer(request, api_token)
                 return await handler(request)
             except IbbError as exc:
                 return problem_for(exc)

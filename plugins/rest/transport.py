@@ -16,7 +16,6 @@ Not retryable: any other ``4xx`` (the partner refused the message as it is).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ibb.core.errors import IbbError, Refused, TransportError
-from ibb.core.gateway import problem_for, read_body
+from ibb.core.gateway import check_bearer, problem_for, read_body
 from ibb.core.model import FieldError
 from ibb.core.secrets import SecretRef
 from ibb.core.transport import Capabilities, InboundHandler, Message, Receipt, Transport
@@ -157,9 +156,7 @@ class RestTransport(Transport):
         token = self._token(sender)
         if token is None:
             raise Refused(f"no credentials are configured for sender {sender!r}", 401)
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Refused(f"missing or wrong bearer token for sender {sender!r}", 401)
+        check_bearer(request, token, f" for sender {sender!r}")
 
     async def close(self) -> None:
         if self._client is not None:
