@@ -188,7 +188,7 @@ def serve(profile_paths: tuple[str, ...], store: str, host: str, port: int, node
     """Run the gateway: inbound endpoints of every loaded profile, /health and /api. Stops on SIGTERM."""
     from .engine import Engine
     from .gateway import bind, create_app, make_server
-    from .secrets import SecretRef
+    from .secrets import SecretRef, check_readable
     from .store import Store
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -197,6 +197,8 @@ def serve(profile_paths: tuple[str, ...], store: str, host: str, port: int, node
     token = SecretRef("env", api_token_env).read_text() if api_token_env else None
     if token is None and host not in ("127.0.0.1", "::1", "localhost"):
         raise IbbError(f"the local /api would be open to anyone reaching {host}: give --api-token-env NAME, or listen on 127.0.0.1")
+    for profile in loaded.values():  # fail now, not on the first message, when a transport secret is missing
+        check_readable(profile.service_interface.settings)
     engine = Engine(loaded, Store(store), plugins, local=nodes or None)
     try:
         sock = bind(host, port)

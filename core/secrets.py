@@ -54,3 +54,19 @@ def structure_secret(value: Any, base_dir: Path) -> SecretRef:
         if key in ("$env", "$file") and isinstance(name, str) and name:
             return SecretRef(key[1:], name, base_dir)
     raise ValueError('must be a reference {"$env" = "NAME"} or {"$file" = "PATH"}, never the secret itself')
+
+
+def check_readable(obj: Any) -> None:
+    """Read every secret reference inside ``obj`` (attrs instances, dicts, tuples) once, so that a
+    missing variable or file is reported at start-up rather than on the first message."""
+    if isinstance(obj, SecretRef):
+        obj.read()
+    elif attrs.has(type(obj)):
+        for f in attrs.fields(type(obj)):
+            check_readable(getattr(obj, f.name))
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            check_readable(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            check_readable(value)

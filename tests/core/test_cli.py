@@ -112,3 +112,13 @@ def test_demo_runs_end_to_end() -> None:
         assert f" {event} " in out
     assert "HTTP 422" in out and "store of CN-GACC unchanged: yes" in out
     assert "demo finished: every certificate delivered, checked and stored." in out
+
+
+def test_serve_reports_a_missing_token_before_starting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "IBB_CN_GACC_TOKEN"}
+    exe = shutil.which("ibb") or str(Path(sys.executable).with_name("ibb"))
+    r = subprocess.run([exe, "serve", "--store", str(tmp_path / "gw.sqlite"), "--port", "0"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 1
+    assert "error: secret $env:IBB_CN_GACC_TOKEN: environment variable IBB_CN_GACC_TOKEN is not set" in r.stderr
+    assert "Traceback" not in r.stderr
