@@ -131,3 +131,75 @@ class ThreadedServer:
             self.server.should_exit = True
             self.thread.join(timeout=15)
         self.sock.close()
+
+
+class FormatConformance:
+    """The checks every message-format plugin must pass: subclass it in the plugin's tests.
+
+    ::
+
+        from ibb.core.testing import FormatConformance
+        import my_plugin
+
+        class TestMyFormatConformance(FormatConformance):
+            format_name = "my-format"
+            plugins_extra = (my_plugin,)          # the plugin module, registered like an installed one
+
+            def options(self):                     # the Options a profile would give (default: none)
+                return my_plugin.MyFormat.Options(...)
+
+    pytest collects the ``test_*`` methods through the subclass. ``lossless = False`` for a
+    wire format that cannot carry every canonical field: then ``parse(render(c))`` must be
+    stable (rendering it again gives the same certificate) instead of equal to ``c``.
+    """
+
+    format_name: str = ""
+    plugins_extra: tuple[Any, ...] = ()
+    lossless: bool = True
+
+    def options(self) -> Any:
+        return None
+
+    def certificates(self) -> list[Any]:
+        from .samples import sample_certificate
+
+        return [sample_certificate("KR-2026-000001", items=1), sample_certificate("KR-2026-000002", items=5)]
+
+    def make_format(self) -> Any:
+        from .plugins import Plugins
+
+        return Plugins(entrypoints=False, extra=self.plugins_extra).formats.get(self.format_name)(self.options())
+
+    def test_declares_the_contract(self) -> None:
+        import attrs
+
+        fmt = self.make_format()
+        assert fmt.name == self.format_name
+        assert isinstance(fmt.content_type, str) and "/" in fmt.content_type
+        assert attrs.has(type(fmt).Options), "Options must be an attrs class (the profile's [data_cluster.options])"
+
+    def test_round_trip(self) -> None:
+        fmt = self.make_format()
+        for certificate in self.certificates():
+            wire = fmt.render(certificate)
+            assert isinstance(wire, bytes)
+            back = fmt.parse(wire)
+            if self.lossless:
+                assert back == certificate, f"{self.format_name}: parse(render(c)) != c"
+            else:
+                assert fmt.parse(fmt.render(back)) == back, f"{self.format_name}: the round trip is not stable"
+
+    def test_bad_input_raises_only_certificate_error(self) -> None:
+        from .errors import InvalidInput
+
+        fmt = self.make_format()
+        wire = fmt.render(self.certificates()[0])
+        middle = len(wire) // 2
+        bad_inputs = [b"", b"\x00\xff\xfe", b"not a document", wire[:middle], wire[:middle] + b"\x00" + wire[middle + 1:],
+                      b"[" * 10_000, "é".encode("latin-1") * 10]
+        for data in bad_inputs:
+            try:
+                fmt.parse(data)
+            except InvalidInput as exc:
+                assert exc.lines() and all(isinstance(line, str) and line for line in exc.lines())
+            # A parse that succeeds on altered input is allowed: only the exception type is part of the contract.
