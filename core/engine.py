@@ -393,4 +393,4 @@ def parse_control(body: bytes, kind: str) -> dict[str, str]:
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
-__all__ = ["ActionContext", "CONTROL_CONTENT_TYPE", "Engine", "IbbError", "control_body", "parse_control"]
+__all__ = ["ActionContext", "CONTROL_CONTENT_TYPE", "Engine", "control_body", "parse_control"]

@@ -114,17 +114,16 @@ class Dispatcher:
                 if not target.endpoint:
                     raise TransportError(f"entity {target.id!r} has no endpoint", retryable=False)
                 receipt = await transport.send(message, target.endpoint)
-            except IbbError as exc:
-                retryable = transport.is_retryable(exc)
-                await anyio.to_thread.run_sync(lambda: self._failed(row, profile, str(exc), retryable))
+            except IbbError as failure:
+                error, retryable = str(failure), transport.is_retryable(failure)
+                await anyio.to_thread.run_sync(lambda: self._failed(row, profile, error, retryable))
                 return
             await anyio.to_thread.run_sync(lambda: self._delivered(row, receipt))
-        except Exception as exc:  # a bug or an unexpected fault: dead-letter it rather than resend it forever
+        except Exception as bug:  # a bug or an unexpected fault: dead-letter it rather than resend it forever
             log.exception("delivering %s failed unexpectedly", row.message_id)
+            unexpected = f"unexpected error: {bug!r}"
             try:
-                await anyio.to_thread.run_sync(
-                    lambda: self._failed(row, self.engine.profiles[row.profile_id], f"unexpected error: {exc!r}", False)
-                )
+                await anyio.to_thread.run_sync(lambda: self._failed(row, self.engine.profiles[row.profile_id], unexpected, False))
             except Exception:
                 log.exception("recording the failure of %s failed; it will be retried after its lease", row.message_id)
         finally:

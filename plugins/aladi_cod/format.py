@@ -61,7 +61,7 @@ from lxml import etree
 from ibb.core.errors import CertificateError
 from ibb.core.model import FieldError, certificate_from_dict
 from ibb.core.model import Certificate
-from ibb.core.xml import load_schema, schema_problems
+from ibb.core.xml import load_schema
 from ibb.core.xmldsig import SignatureOptions, SignedXmlFormat, Slot
 
 TNS = "http://www.w3.org/2001/12/soap-envelope"

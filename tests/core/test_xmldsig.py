@@ -151,7 +151,7 @@ def test_documents_signed_by_xmlsec1_verify_in_ibb(pki: dict, tmp_path: Path, ke
     root = to_xml(certificate())
 
     def template(parent: etree._Element, ref: str, enveloped: bool, sig_id: str, method_uri: str) -> None:
-        transforms = f'<Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>' if enveloped else ""
+        transforms = '<Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>' if enveloped else ""
         parent.append(etree.fromstring(
             f'<Signature xmlns="{DS}" Id="{sig_id}"><SignedInfo>'
             f'<CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><SignatureMethod Algorithm="{method_uri}"/>'

@@ -16,7 +16,6 @@ from ibb.core.model import Address, Party
 from ibb.core.plugins import Plugins
 from ibb.core.samples import sample_certificate
 from ibb.core.xml import load_schema
-from ibb.plugins import aladi_cod
 from ibb.plugins.aladi_cod.format import XMLDSIG_SCHEMA, XMLDSIG_SCHEMA_URL, AladiCod, Options
 
 SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"

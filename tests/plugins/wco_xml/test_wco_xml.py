@@ -8,7 +8,6 @@ from ibb.core.errors import CertificateError
 from ibb.core.plugins import Plugins
 from ibb.core.samples import sample_certificate
 from ibb.core.xml import XmlRefused
-from ibb.plugins import wco_xml
 from ibb.plugins.wco_xml.format import WcoEcoXml
 
 
