@@ -16,6 +16,7 @@ requires signatures -> parse -> rules -> store once per message id -> receipt ->
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import uuid
@@ -264,6 +265,8 @@ class Engine:
             report.raise_for_problems(source=f"message {message.message_id}")
         certificate = fmt.parse(message.body)
         problems = self.check_rules(profile.id, certificate, "inbound")
+        if profile.data_cluster.signatures:
+            problems.extend(_signing_window(report.results, certificate))
         if "issuing-authority" in profile.data_cluster.signatures:
             authority = profile.entity("issuing-authority").id
             if certificate.issuing_authority.id != authority:
@@ -357,6 +360,25 @@ class Engine:
         for transport in self.transports.values():
             await transport.close()
         self.store.close()
+
+
+SIGNING_SKEW = dt.timedelta(minutes=10)
+"""Clock difference tolerated between a signer and this gateway."""
+
+
+def _signing_window(results: Any, certificate: Certificate) -> list[str]:
+    """Signing times are claimed by the signer: bound them by the certificate's issue date and by now,
+    so that a signer cannot backdate a signature to before its certificate expired or was revoked."""
+    problems = []
+    earliest = dt.datetime.combine(certificate.issue_date, dt.time.min, dt.timezone.utc) - dt.timedelta(days=1)
+    latest = dt.datetime.now(dt.timezone.utc) + SIGNING_SKEW
+    for result in results:
+        if result.signed_at is None:
+            problems.append(f"signature {result.role}: no signing time")
+        elif not earliest <= result.signed_at <= latest:
+            problems.append(f"signature {result.role}: signed at {result.signed_at.isoformat()}, outside the window from "
+                            f"the day before the issue date {certificate.issue_date} to now")
+    return problems
 
 
 def _predecessor(tx: Tx, profile_id: str, cert_id: str, direction: str) -> StoredCertificate:

@@ -77,3 +77,26 @@ def test_an_issuer_without_keys_cannot_issue_a_signed_certificate(tmp_path, plug
     with pytest.raises(KeyUnavailable, match="has no key on this node"):
         anyio.run(lambda: engine.issue(PROFILE, _certificate("KR-2026-000101"), "KR-KCCI"))
     assert engine.store.counts() == {"certificates": 0, "events": 0, "messages": 0, "outbox": 0}
+
+
+def test_a_signature_dated_before_the_issue_date_is_refused(signed_pair) -> None:
+    """Signing times are the signer's claim: one days before the certificate's own issue date is not believed."""
+    import datetime as dt
+
+    from ibb.core.keys import entity_credentials
+
+    _, importer, profile = signed_pair
+    fmt = importer.engine.formats[PROFILE]
+    cert = _certificate("KR-2026-000102")
+    cert = attrs.evolve(cert, issue_date=cert.issue_date + dt.timedelta(days=5), valid_until=cert.valid_until + dt.timedelta(days=5))
+    document = fmt.render(cert)
+    for role in ("exporter", "issuing-authority"):  # signed now, five days before the issue date it carries
+        entity = profile.entity(role)
+        document = fmt.sign(document, role, entity_credentials(profile, entity, fmt.options))
+    assert fmt.verify(document).ok  # the signatures themselves are sound
+    r = httpx.post(importer.endpoint(PROFILE), content=document, headers={
+        "Content-Type": fmt.content_type, "Ibb-Message-Id": "backdated-1", "Ibb-Sender": "KR-KCCI", "Ibb-Receiver": "CN-GACC",
+        "Authorization": f"Bearer {os.environ['IBB_KR_KCCI_TOKEN']}"})
+    assert r.status_code == 422, r.text
+    assert "outside the window from the day before the issue date" in " ".join(r.json()["errors"])
+    assert importer.engine.store.counts()["certificates"] == 0
