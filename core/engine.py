@@ -337,7 +337,8 @@ class Engine:
                 return duplicate
             direction = "outbound" if message.kind == "feedback" else "inbound"
             record = _predecessor(tx, profile.id, cert_id, direction)
-            if record.partner != message.sender:
+            partners = tx.sent_to(record.pk) if direction == "outbound" else {record.partner}
+            if message.sender not in partners:
                 raise Refused(f"certificate {cert_id!r} is not exchanged with {message.sender!r}", 403)
             why = {"message_id": message.message_id, "reason": control.get("reason", "")}
             if message.kind == "feedback":

@@ -215,6 +215,13 @@ class Tx:
     def certificate_by_pk(self, pk: int) -> StoredCertificate:
         return _stored(self.conn.execute(sa.select(certificates).where(certificates.c.pk == pk)).one())
 
+    def sent_to(self, pk: int) -> set[str]:
+        """Entities a certificate was sent to (its partners for feedback)."""
+        rows = self.conn.execute(
+            sa.select(outbox.c.receiver).where(outbox.c.certificate_pk == pk, outbox.c.kind == "certificate").distinct()
+        )
+        return set(rows.scalars())
+
     def update_document(self, pk: int, document: dict[str, Any]) -> None:
         """Replace a draft's canonical document (the ``issue`` action stamps its status); issued ones never change."""
         status = self.conn.execute(sa.select(certificates.c.status).where(certificates.c.pk == pk)).scalar_one()

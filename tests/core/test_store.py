@@ -123,3 +123,14 @@ def test_messages_about_one_certificate_are_claimed_in_order(store_factory) -> N
 def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot open store"):
         Store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_sent_to_names_every_receiver_of_the_certificate_not_of_its_feedback(store_factory) -> None:
+    store = store_factory("node")
+    pk = _issue(store)
+    with store.transaction() as tx:
+        tx.enqueue(message_id="m-2", profile_id="p", certificate_pk=pk, kind="certificate", sender="KR",
+                   receiver="JP", content_type="application/json", body=b"{}")
+        tx.enqueue(message_id="m-3", profile_id="p", certificate_pk=pk, kind="cancellation", sender="KR",
+                   receiver="XX", content_type="application/json", body=b"{}")
+        assert tx.sent_to(pk) == {"CN", "JP"}
