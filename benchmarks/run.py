@@ -1,6 +1,7 @@
 """ibb benchmarks: one JSON line per figure on standard output.
 
-    python benchmarks/run.py [--figures rest_e2e,partners,soak] [--certificates 2000]
+    python benchmarks/run.py [--figures rest_e2e,rest_latency,partners,soak] [--certificates 2000]
+                             [--rate 20] [--latency-certificates 600]
                              [--soak-certificates 100000] [--time-limit 900]
 
 Every figure runs real ``ibb serve`` processes with SQLite stores on 127.0.0.1; the
@@ -10,7 +11,10 @@ are stopped, by their PID.
 
 * ``rest_e2e``: certificates/second from submit to stored on the importing side, and
   latency issue -> delivered (p50/p99, from the sender's lifecycle events), peak RSS
-  (VmHWM) of both gateways.
+  (VmHWM) of both gateways. The whole batch is submitted at once, so its latency is
+  mostly time spent queued in the outbox.
+* ``rest_latency``: latency issue -> delivered (p50/p99) when certificates arrive at a
+  steady ``--rate`` below the throughput, so that they do not queue.
 * ``partners``: the same throughput through the outbox with 1, 2, 4 and 8 partners
   (one bilateral profile per partner, all hosted by one sending and one receiving gateway).
 * ``soak``: ``--soak-certificates`` through the outbox; RSS of both gateways sampled as
@@ -70,18 +74,24 @@ def make_profiles(tmp: Path, partners: int, sender_port: int, receiver_port: int
     return folder, ids
 
 
-async def submit(url: str, work: list[tuple[str, str]], concurrency: int, deadline: float) -> int:
-    """POST (profile, certificate id) pairs to the issuing API; returns how many were accepted."""
+async def submit(url: str, work: list[tuple[str, str]], concurrency: int, deadline: float, rate: float | None = None) -> int:
+    """POST (profile, certificate id) pairs to the issuing API; returns how many were accepted.
+
+    Without ``rate`` as fast as the API takes them (``concurrency`` in flight); with it, one
+    submission every ``1/rate`` seconds, so that nothing queues when the rate is sustainable."""
     queue = list(reversed(work))
     accepted = 0
-    bodies: dict[str, bytes] = {}
+    started = time.monotonic()
+    submitted = 0
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal accepted
+        nonlocal accepted, submitted
         while queue and time.monotonic() < deadline:
             profile_id, cert_id = queue.pop()
+            if rate:
+                submitted += 1
+                await asyncio.sleep(max(0.0, started + submitted / rate - time.monotonic()))
             body = certificate_to_json(sample_certificate(cert_id, items=3)).encode()
-            bodies.setdefault("size", body)
             r = await client.post(f"{url}/api/{profile_id}/certificates", params={"as": "KR-KCS"}, content=body)
             if r.status_code == 201:
                 accepted += 1
@@ -109,7 +119,7 @@ def latencies(store: Store) -> list[float]:
     return sorted((d - i).total_seconds() for i, d in rows)
 
 
-def run_exchange(args: argparse.Namespace, partners: int, total: int, sample_rss: bool = False) -> dict:
+def run_exchange(args: argparse.Namespace, partners: int, total: int, sample_rss: bool = False, rate: float | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="ibb-bench-") as tmp_name:
         tmp = Path(tmp_name)
         ports = {"KR-KCS": free_port(), "CN-GACC": free_port()}
@@ -128,7 +138,7 @@ def run_exchange(args: argparse.Namespace, partners: int, total: int, sample_rss
 
             async def drive() -> int:
                 nonlocal done
-                submitting = asyncio.create_task(submit(gws["KR-KCS"].url, work, args.concurrency, deadline))
+                submitting = asyncio.create_task(submit(gws["KR-KCS"].url, work, args.concurrency, deadline, rate))
                 while time.monotonic() < deadline:
                     done = await asyncio.to_thread(count_received, receiver_store)
                     if sample_rss:
@@ -147,6 +157,7 @@ def run_exchange(args: argparse.Namespace, partners: int, total: int, sample_rss
                 gw.stop()
     result = {
         "partners": partners,
+        **({"paced_rate_per_s": rate} if rate else {}),
         "certificates": done,
         "submitted": accepted,
         "seconds": round(elapsed, 2),
@@ -167,16 +178,22 @@ def run_exchange(args: argparse.Namespace, partners: int, total: int, sample_rss
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--figures", default="rest_e2e,partners", help="comma-separated: rest_e2e, partners, soak")
+    parser.add_argument("--figures", default="rest_e2e,rest_latency,partners",
+                        help="comma-separated: rest_e2e, rest_latency, partners, soak")
     parser.add_argument("--certificates", type=int, default=2000)
     parser.add_argument("--soak-certificates", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=20.0, help="rest_latency: submissions per second (below the throughput)")
+    parser.add_argument("--latency-certificates", type=int, default=600, help="rest_latency: how many")
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds; each figure stops submitting after this")
     args = parser.parse_args()
     common = {"store": "sqlite", "cpus": os.cpu_count(), "python": sys.version.split()[0], "items_per_certificate": 3}
     for figure in args.figures.split(","):
         if figure == "rest_e2e":
             print(json.dumps({"figure": "rest_e2e", **run_exchange(args, 1, args.certificates), **common}), flush=True)
+        elif figure == "rest_latency":
+            paced = run_exchange(args, 1, args.latency_certificates, rate=args.rate)
+            print(json.dumps({"figure": "rest_latency", **paced, **common}), flush=True)
         elif figure == "partners":
             for partners in (1, 2, 4, 8):
                 print(json.dumps({"figure": "outbox_partners", **run_exchange(args, partners, args.certificates), **common}), flush=True)
