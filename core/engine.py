@@ -17,6 +17,7 @@ requires signatures -> parse -> rules -> store once per message id -> receipt ->
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import uuid
@@ -33,7 +34,7 @@ from .model import Certificate, certificate_from_dict, certificate_to_dict
 from .plugins import Plugins
 from .profile import Entity, Profile, Trigger
 from .rules import Rule, RuleContext
-from .store import Conflict, Store, StoredCertificate, Tx
+from .store import Conflict, InboundMessage, Store, StoredCertificate, Tx
 from .transport import Message, Receipt, Transport
 
 log = logging.getLogger("ibb.engine")
@@ -240,6 +241,11 @@ class Engine:
         self.local_entity(profile, message.receiver)
         if self.local is not None and message.sender in self.local:
             raise Refused(f"sender {message.sender!r} is this gateway's own entity", 403)
+        # A resend is answered before any parsing, verification or rule: rules or trust lists that
+        # changed since must not turn the acknowledgement of a stored certificate into a refusal.
+        known = await anyio.to_thread.run_sync(self.store.inbound_message, message.message_id)
+        if known is not None:
+            return self._resend(known, message)
         content_type = message.content_type.split(";")[0].strip().lower()
         if message.kind == "certificate":
             fmt = self.formats[profile.id]
@@ -266,7 +272,8 @@ class Engine:
         certificate = fmt.parse(message.body)
         problems = self.check_rules(profile.id, certificate, "inbound")
         if profile.data_cluster.signatures:
-            problems.extend(_signing_window(report.results, certificate))
+            max_age = dt.timedelta(hours=profile.communication.max_signature_age_hours)
+            problems.extend(_signing_window(report.results, certificate, max_age))
         if "issuing-authority" in profile.data_cluster.signatures:
             authority = profile.entity("issuing-authority").id
             if certificate.issuing_authority.id != authority:
@@ -293,11 +300,18 @@ class Engine:
             raise Conflict(f"message {message.message_id} conflicts with what this gateway already holds") from None
 
     def _duplicate(self, tx: Tx, message: Message) -> Receipt | None:
-        first = tx.inbound_receipt(message.message_id)
-        if first is None:
-            return None
+        known = tx.inbound_message(message.message_id)
+        return None if known is None else self._resend(known, message)
+
+    def _resend(self, known: InboundMessage, message: Message) -> Receipt:
+        """The first receipt again, if ``message`` is the one received under its id; 409 if it is another."""
+        same = (known.profile_id == message.profile_id and known.sender == message.sender
+                and known.body_sha256 in (None, _sha256(message.body)))
+        if not same:
+            raise Conflict(f"message id {message.message_id!r} was already used for another message; "
+                           "a new message needs a new message id")
         log.info("%s: message %s received again; first receipt returned", message.profile_id, message.message_id)
-        receipt = Receipt.from_dict(first)
+        receipt = Receipt.from_dict(known.receipt)
         return attrs.evolve(receipt, reasons=(*receipt.reasons, f"duplicate: message {message.message_id} was already received and applied once"))
 
     def _receive_certificate(self, profile: Profile, message: Message, certificate: Certificate) -> Receipt:
@@ -323,7 +337,7 @@ class Engine:
             receipt = Receipt(message_id=message.message_id, status="received", certificate_id=certificate.id)
             tx.record_inbound_message(
                 message_id=message.message_id, profile_id=profile.id, certificate_pk=pk, sender=message.sender,
-                receiver=message.receiver, receipt=receipt.to_dict(),
+                receiver=message.receiver, receipt=receipt.to_dict(), body_sha256=_sha256(message.body),
             )
             self.fire(tx, profile, "certificate.received", tx.certificate_by_pk(pk), message.receiver)
             return receipt
@@ -352,7 +366,7 @@ class Engine:
             receipt = Receipt(message_id=message.message_id, status="received", certificate_id=cert_id)
             tx.record_inbound_message(
                 message_id=message.message_id, profile_id=profile.id, certificate_pk=record.pk, sender=message.sender,
-                receiver=message.receiver, receipt=receipt.to_dict(),
+                receiver=message.receiver, receipt=receipt.to_dict(), body_sha256=_sha256(message.body),
             )
             self.fire(tx, profile, event, record, message.receiver, control)
             return receipt
@@ -367,19 +381,29 @@ SIGNING_SKEW = dt.timedelta(minutes=10)
 """Clock difference tolerated between a signer and this gateway."""
 
 
-def _signing_window(results: Any, certificate: Certificate) -> list[str]:
-    """Signing times are claimed by the signer: bound them by the certificate's issue date and by now,
-    so that a signer cannot backdate a signature to before its certificate expired or was revoked."""
+def _signing_window(results: Any, certificate: Certificate, max_age: dt.timedelta) -> list[str]:
+    """Signing times are written by the signer, and the trust list is judged at that time. On a live
+    exchange they must fall after the day before the certificate's issue date, within ``max_age`` of
+    now (so a signer whose authorisation has ended can backdate a new signature by that much at most,
+    not to any time before it ended), and not in the future."""
     problems = []
-    earliest = dt.datetime.combine(certificate.issue_date, dt.time.min, dt.timezone.utc) - dt.timedelta(days=1)
-    latest = dt.datetime.now(dt.timezone.utc) + SIGNING_SKEW
+    now = dt.datetime.now(dt.timezone.utc)
+    issued = dt.datetime.combine(certificate.issue_date, dt.time.min, dt.timezone.utc) - dt.timedelta(days=1)
+    earliest, latest = max(issued, now - max_age), now + SIGNING_SKEW
     for result in results:
         if result.signed_at is None:
             problems.append(f"signature {result.role}: no signing time")
+        elif result.signed_at < now - max_age:
+            problems.append(f"signature {result.role}: signed at {result.signed_at.isoformat()}, more than "
+                            f"{max_age.total_seconds() / 3600:g} hours ago (communication.max_signature_age_hours)")
         elif not earliest <= result.signed_at <= latest:
             problems.append(f"signature {result.role}: signed at {result.signed_at.isoformat()}, outside the window from "
                             f"the day before the issue date {certificate.issue_date} to now")
     return problems
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 def _predecessor(tx: Tx, profile_id: str, cert_id: str, direction: str) -> StoredCertificate:

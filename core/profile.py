@@ -132,6 +132,10 @@ class Retry:
 @frozen
 class Communication:
     retry: Retry = Retry()
+    max_signature_age_hours: float = field(default=168.0, validator=_positive)
+    """Receiving: a signature claiming to be older than this is refused. Signing times are
+    written by the signer, so this bounds how far back a signer whose authorisation has
+    since ended (revoked, suspended, expired) could date a new signature."""
 
 
 @frozen

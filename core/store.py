@@ -30,6 +30,7 @@ from .errors import IbbError, StoreError, UnknownName
 
 metadata = sa.MetaData()
 
+
 def _certificate_columns() -> list[Any]:
     """The columns of ``certificates`` as schema version 1 created them (fresh objects each call)."""
     return [
@@ -64,19 +65,28 @@ events = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+
+def _message_columns() -> list[Any]:
+    """The columns of ``messages`` as schema version 1 created them (fresh objects each call)."""
+    return [
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("message_id", sa.String(200), nullable=False),
+        sa.Column("direction", sa.String(10), nullable=False),
+        sa.Column("profile_id", sa.String(100), nullable=False),
+        sa.Column("certificate_pk", sa.Integer, sa.ForeignKey("certificates.pk"), nullable=True),
+        sa.Column("sender", sa.String(100), nullable=False),
+        sa.Column("receiver", sa.String(100), nullable=False),
+        sa.Column("receipt", sa.Text, nullable=True),  # JSON receipt, once known
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("direction", "message_id", name="uq_message"),
+    ]
+
+
 messages = sa.Table(
     "messages",
     metadata,
-    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("message_id", sa.String(200), nullable=False),
-    sa.Column("direction", sa.String(10), nullable=False),
-    sa.Column("profile_id", sa.String(100), nullable=False),
-    sa.Column("certificate_pk", sa.Integer, sa.ForeignKey("certificates.pk"), nullable=True),
-    sa.Column("sender", sa.String(100), nullable=False),
-    sa.Column("receiver", sa.String(100), nullable=False),
-    sa.Column("receipt", sa.Text, nullable=True),  # JSON receipt, once known
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("direction", "message_id", name="uq_message"),
+    *_message_columns(),
+    sa.Column("body_sha256", sa.String(64), nullable=True),  # inbound: tells a resend from another message under the same id, v4
 )
 
 outbox = sa.Table(
@@ -111,8 +121,11 @@ schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.In
 
 
 def _v1(conn: Connection) -> None:
-    sa.Table("certificates", sa.MetaData(), *_certificate_columns()).create(conn)
-    metadata.create_all(conn, tables=[events, messages])
+    version_1 = sa.MetaData()
+    sa.Table("certificates", version_1, *_certificate_columns())
+    sa.Table("messages", version_1, *_message_columns())
+    version_1.create_all(conn)
+    metadata.create_all(conn, tables=[events])
 
 
 def _v2(conn: Connection) -> None:
@@ -124,7 +137,11 @@ def _v3(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE certificates ADD COLUMN wire {column_type}"))
 
 
-MIGRATIONS: Sequence[Callable[[Connection], None]] = (_v1, _v2, _v3)
+def _v4(conn: Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE messages ADD COLUMN body_sha256 VARCHAR(64)"))
+
+
+MIGRATIONS: Sequence[Callable[[Connection], None]] = (_v1, _v2, _v3, _v4)
 """Schema steps; step ``i`` takes the schema from version ``i`` to ``i + 1``. Only append."""
 
 
@@ -172,6 +189,26 @@ class OutboxMessage:
     receipt: dict[str, Any] | None
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+@attrs.frozen
+class InboundMessage:
+    """What the store remembers of a message it received: enough to recognise a resend and answer it again."""
+
+    profile_id: str
+    sender: str
+    body_sha256: str | None  # None for messages stored before schema version 4
+    receipt: dict[str, Any]
+
+
+def _inbound_message(conn: Connection, message_id: str) -> InboundMessage | None:
+    row = conn.execute(
+        sa.select(messages.c.profile_id, messages.c.sender, messages.c.body_sha256, messages.c.receipt)
+        .where(messages.c.direction == "inbound", messages.c.message_id == message_id)
+    ).first()
+    if row is None:
+        return None
+    return InboundMessage(row.profile_id, row.sender, row.body_sha256, json.loads(row.receipt) if row.receipt else {})
 
 
 class Conflict(IbbError):
@@ -252,21 +289,15 @@ class Tx:
             )
         )
 
-    def inbound_receipt(self, message_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
-            sa.select(messages.c.receipt, messages.c.at).where(messages.c.direction == "inbound", messages.c.message_id == message_id)
-        ).first()
-        if row is None:
-            return None
-        receipt = json.loads(row.receipt) if row.receipt else {}
-        return receipt
+    def inbound_message(self, message_id: str) -> InboundMessage | None:
+        return _inbound_message(self.conn, message_id)
 
     def record_inbound_message(self, *, message_id: str, profile_id: str, certificate_pk: int | None, sender: str,
-                               receiver: str, receipt: dict[str, Any]) -> None:
+                               receiver: str, receipt: dict[str, Any], body_sha256: str) -> None:
         self.conn.execute(
             messages.insert().values(
                 message_id=message_id, direction="inbound", profile_id=profile_id, certificate_pk=certificate_pk,
-                sender=sender, receiver=receiver, receipt=json.dumps(receipt), at=self.at,
+                sender=sender, receiver=receiver, receipt=json.dumps(receipt), body_sha256=body_sha256, at=self.at,
             )
         )
 
@@ -389,6 +420,11 @@ class Store:
             return {r[0]: r[1] for r in rows}
 
     # -- reads ---------------------------------------------------------------------------
+
+    def inbound_message(self, message_id: str) -> InboundMessage | None:
+        """The message received under this id, if any (read-only; no write lock)."""
+        with self.engine.connect() as conn:
+            return _inbound_message(conn, message_id)
 
     def get(self, profile_id: str, cert_id: str, direction: str) -> StoredCertificate | None:
         with self.engine.connect() as conn:

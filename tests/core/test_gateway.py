@@ -124,6 +124,40 @@ def test_same_message_twice_is_acknowledged_again_but_stored_once(gateway_pair) 
     assert importer.engine.store.counts() == {"certificates": 1, "events": 1, "messages": 1, "outbox": 0}
 
 
+def test_a_resend_is_acknowledged_even_after_the_rules_changed(gateway_pair, plugins, gateway_class) -> None:
+    """The sender lost the first receipt; meanwhile the receiving gateway restarted with stricter rules."""
+    from ibb.core.engine import Engine
+    from ibb.core.profile import RuleSpec
+
+    _, importer, profile = gateway_pair
+    body = importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000006"))
+    assert post_message(importer, profile.id, body, Ibb_Message_Id="lost-receipt-1").status_code == 200
+    origin = plugins.rules.get("origin-criteria")
+    stricter = attrs.evolve(profile, rules=(RuleSpec("origin-criteria", origin.Params(allowed=("WO",))),))
+    restarted = gateway_class().start(Engine({profile.id: stricter}, importer.engine.store, plugins, local={"CN-GACC"}))
+    try:
+        again = post_message(restarted, profile.id, body, Ibb_Message_Id="lost-receipt-1")
+        assert again.status_code == 200, again.text
+        assert again.json()["certificate_id"] == "KR-2026-000006" and again.json()["reasons"][-1].startswith("duplicate:")
+        fresh = post_message(restarted, profile.id, importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000007")),
+                             Ibb_Message_Id="new-1")
+        assert fresh.status_code == 422 and "rule origin-criteria" in " ".join(fresh.json()["errors"])
+    finally:
+        restarted.stop()
+
+
+def test_a_message_id_reused_for_another_message_is_refused_not_swallowed(gateway_pair) -> None:
+    _, importer, profile = gateway_pair
+    fmt = importer.engine.formats[profile.id]
+    assert post_message(importer, profile.id, fmt.render(sample_certificate("KR-2026-000008")), Ibb_Message_Id="same-id").status_code == 200
+    before = importer.engine.store.counts()
+    other = post_message(importer, profile.id, fmt.render(sample_certificate("KR-2026-000009")), Ibb_Message_Id="same-id")
+    assert other.status_code == 409, other.text
+    assert "message id 'same-id' was already used for another message" in other.json()["detail"]
+    assert "KR-2026-000008" not in other.text, "nothing of the first message leaks"
+    assert importer.engine.store.counts() == before
+
+
 def test_replayed_certificate_under_a_new_message_id_changes_nothing(gateway_pair) -> None:
     _, importer, profile = gateway_pair
     body = importer.engine.formats[profile.id].render(sample_certificate("KR-2026-000003"))

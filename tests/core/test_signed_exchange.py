@@ -18,9 +18,11 @@ PROFILE = "kr-cn-wco-xml"
 
 
 @pytest.fixture
-def signed_pair(tmp_path, plugins, store_factory, gateway_class):
+def signed_pair(tmp_path, plugins, store_factory, gateway_class, request):
     write_demo(tmp_path)
     profile = load_profile(tmp_path / f"{PROFILE}.toml", plugins)
+    communication = getattr(request, "param", {})  # [communication] settings of both sides
+    profile = attrs.evolve(profile, communication=attrs.evolve(profile.communication, **communication))
     exporter, importer = gateway_class(), gateway_class()
     profile = profile.with_endpoint("CN-GACC", importer.endpoint(PROFILE))
     try:
@@ -79,8 +81,37 @@ def test_an_issuer_without_keys_cannot_issue_a_signed_certificate(tmp_path, plug
     assert engine.store.counts() == {"certificates": 0, "events": 0, "messages": 0, "outbox": 0}
 
 
+def _post_signed(importer, document: bytes, message_id: str) -> httpx.Response:
+    return httpx.post(importer.endpoint(PROFILE), content=document, headers={
+        "Content-Type": "application/xml", "Ibb-Message-Id": message_id, "Ibb-Sender": "KR-KCCI", "Ibb-Receiver": "CN-GACC",
+        "Authorization": f"Bearer {os.environ['IBB_KR_KCCI_TOKEN']}"})
+
+
+@pytest.mark.parametrize("signed_pair", [{"max_signature_age_hours": 2}], indirect=True)
+def test_a_signature_older_than_the_profiles_limit_is_refused(signed_pair) -> None:
+    """A signer whose authorisation ended cannot date a new signature back to when it was valid, beyond
+    communication.max_signature_age_hours (168 by default, 2 here)."""
+    import datetime as dt
+
+    from ibb.core.keys import entity_credentials
+
+    _, importer, profile = signed_pair
+    fmt = importer.engine.formats[PROFILE]
+    cert = _certificate("KR-2026-000103")
+    claimed = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)
+    document = fmt.render(cert)
+    for role in ("exporter", "issuing-authority"):
+        document = fmt.sign(document, role, entity_credentials(profile, profile.entity(role), fmt.options), signing_time=claimed)
+    assert fmt.verify(document).ok  # sound signatures, judged at the time they claim
+    r = _post_signed(importer, document, "old-1")
+    assert r.status_code == 422, r.text
+    errors = " ".join(r.json()["errors"])
+    assert "signature exporter: signed at" in errors and "more than 2 hours ago (communication.max_signature_age_hours)" in errors
+    assert importer.engine.store.counts()["certificates"] == 0
+
+
 def test_a_signature_dated_before_the_issue_date_is_refused(signed_pair) -> None:
-    """Signing times are the signer's claim: one days before the certificate's own issue date is not believed."""
+    """Signing times are the signer's claim: signatures made five days before the issue date they sign are not believed."""
     import datetime as dt
 
     from ibb.core.keys import entity_credentials
@@ -94,9 +125,7 @@ def test_a_signature_dated_before_the_issue_date_is_refused(signed_pair) -> None
         entity = profile.entity(role)
         document = fmt.sign(document, role, entity_credentials(profile, entity, fmt.options))
     assert fmt.verify(document).ok  # the signatures themselves are sound
-    r = httpx.post(importer.endpoint(PROFILE), content=document, headers={
-        "Content-Type": fmt.content_type, "Ibb-Message-Id": "backdated-1", "Ibb-Sender": "KR-KCCI", "Ibb-Receiver": "CN-GACC",
-        "Authorization": f"Bearer {os.environ['IBB_KR_KCCI_TOKEN']}"})
+    r = _post_signed(importer, document, "backdated-1")
     assert r.status_code == 422, r.text
     assert "outside the window from the day before the issue date" in " ".join(r.json()["errors"])
     assert importer.engine.store.counts()["certificates"] == 0
