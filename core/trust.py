@@ -186,6 +186,35 @@ def _converter() -> Any:
     return c
 
 
+SIGNER_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+MIN_RSA_BITS = 2048
+
+
+def signer_certificate_problems(cert: x509.Certificate) -> str | None:
+    """Why ``cert`` cannot be a signer's certificate (a CA, a key usage without signing, a weak key), or None."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "is a CA certificate, not a signer's"
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not (usage.digital_signature or usage.content_commitment):
+            return "does not allow signing (key usage has neither digitalSignature nor nonRepudiation)"
+    except x509.ExtensionNotFound:
+        pass
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"has a {key.key_size}-bit RSA key (at least {MIN_RSA_BITS} required)"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in SIGNER_CURVES:
+        return f"has a key on curve {key.curve.name} (allowed: {', '.join(SIGNER_CURVES)})"
+    if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        return f"has a {type(key).__name__} key (RSA or EC required)"
+    return None
+
+
 @attrs.frozen
 class SignerCheck:
     """The outcome of the trust checks on one signer: ``problems`` empty means trusted."""
@@ -228,6 +257,9 @@ class TrustList:
         revoked = self.revoked.get(fingerprint(leaf))
         if revoked is not None and revoked.applies(at):
             return [f"certificate of {subject} is revoked in the trust list since {revoked.at.isoformat()} ({revoked.reason})"]
+        unfit = signer_certificate_problems(leaf)
+        if unfit:
+            return [f"certificate of {subject} {unfit}"]
         if self._store is None:
             return ["the trust list has no root certificate: nothing can be trusted"]
         policy = (
@@ -238,9 +270,14 @@ class TrustList:
             .extension_policies(ca_policy=xv.ExtensionPolicy.webpki_defaults_ca(), ee_policy=xv.ExtensionPolicy.permit_all())
         )
         try:
-            policy.build_client_verifier().verify(leaf, [c for c in chain if c != leaf] + self.intermediates)
+            verified = policy.build_client_verifier().verify(leaf, [c for c in chain if c != leaf] + self.intermediates)
         except xv.VerificationError as exc:
             return [f"certificate of {subject} does not chain to a root of trust list {self.name!r} at {at.isoformat()} ({exc})"]
+        for issuer in verified.chain[1:]:
+            revoked = self.revoked.get(fingerprint(issuer))
+            if revoked is not None and revoked.applies(at):
+                return [f"certificate of {subject} is issued by {issuer.subject.rfc4514_string()}, revoked in the trust list "
+                        f"since {revoked.at.isoformat()} ({revoked.reason})"]
         return []
 
     def check_official(self, leaf: x509.Certificate, entity_id: str, at: dt.datetime) -> SignerCheck:

@@ -56,7 +56,7 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 
 from .errors import InvalidInput
 from .formats import MessageFormat
-from .keys import Credentials
+from .keys import Credentials, fingerprint
 from .secrets import SecretRef
 from .trust import TrustList
 from .xml import DEFAULT_MAX_BYTES, XmlRefused, parse_xml, schema_problems
@@ -152,7 +152,7 @@ class Problem:
     code: str
     """Stable machine-readable kind: ``missing``, ``algorithm``, ``structure``, ``wrapping``,
     ``digest``, ``signature-value``, ``certificate``, ``expired``, ``revoked``, ``untrusted``,
-    ``not-authorised``, ``signing-time``."""
+    ``not-authorised``, ``signing-time``, ``same-signer``."""
     message: str
 
 
@@ -166,6 +166,8 @@ class SignatureResult:
     algorithm: str | None = None
     official: str | None = None
     """Name of the official in the trust list, for issuing-entity signatures."""
+    signer_fingerprint: str | None = None
+    """SHA-256 fingerprint of the signer's certificate."""
 
     @property
     def ok(self) -> bool:
@@ -367,7 +369,7 @@ def verify_slot(root: etree._Element, slot: Slot, *, trust: TrustList | None, po
     trust checks (used only by tools that report integrity alone).
     """
     now = now or dt.datetime.now(dt.timezone.utc)
-    signer = algorithm = official_name = None
+    signer = signer_print = algorithm = official_name = None
     signed_at: dt.datetime | None = None
     try:
         found = slot_signatures(root, slot)
@@ -428,7 +430,7 @@ def verify_slot(root: etree._Element, slot: Slot, *, trust: TrustList | None, po
 
         certs = _certificates(signature)
         leaf, chain = certs[0], certs[1:]
-        signer = leaf.subject.rfc4514_string()
+        signer, signer_print = leaf.subject.rfc4514_string(), fingerprint(leaf)
         try:
             value = base64.b64decode("".join((_one(signature, "SignatureValue", "ds:Signature").text or "").split()), validate=True)
         except ValueError:
@@ -453,8 +455,8 @@ def verify_slot(root: etree._Element, slot: Slot, *, trust: TrustList | None, po
                     raise _Fail(code, check.problems[0])
                 official_name = check.official.name if check.official else None
     except _Fail as fail:
-        return SignatureResult(slot.role, (fail.problem,), signer, signed_at, algorithm, official_name)
-    return SignatureResult(slot.role, (), signer, signed_at, algorithm, official_name)
+        return SignatureResult(slot.role, (fail.problem,), signer, signed_at, algorithm, official_name, signer_print)
+    return SignatureResult(slot.role, (), signer, signed_at, algorithm, official_name, signer_print)
 
 
 def _certificates(signature: etree._Element) -> list[x509.Certificate]:
@@ -516,12 +518,16 @@ def verify(root: etree._Element, slots: Iterable[Slot], *, trust: TrustList | No
            issuing_entity: str | None = None, official_roles: Sequence[str] = ("issuing-authority",),
            now: dt.datetime | None = None, schema_problems: Sequence[str] = ()) -> VerificationReport:
     """Check every slot's signature; the roles in ``official_roles`` must be officials of ``issuing_entity``."""
-    results = tuple(
-        verify_slot(root, slot, trust=trust, policy=policy, now=now, issuing_entity=issuing_entity,
-                    official=slot.role in official_roles)
-        for slot in slots
-    )
-    return VerificationReport(results, tuple(schema_problems))
+    results: list[SignatureResult] = []
+    for slot in slots:
+        result = verify_slot(root, slot, trust=trust, policy=policy, now=now, issuing_entity=issuing_entity,
+                             official=slot.role in official_roles)
+        earlier = next((r for r in results if result.signer_fingerprint and r.signer_fingerprint == result.signer_fingerprint), None)
+        if earlier is not None and result.ok:  # two-stage signing means two signers: the official does not sign for the exporter
+            result = attrs.evolve(result, problems=(*result.problems, Problem(
+                "same-signer", f"signed with the same certificate as the {earlier.role} signature; each stage needs its own signer")))
+        results.append(result)
+    return VerificationReport(tuple(results), tuple(schema_problems))
 
 
 __all__ = [

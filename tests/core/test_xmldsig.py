@@ -255,6 +255,8 @@ def test_expired_and_revoked_signers_are_refused(pki: dict, tmp_path: Path) -> N
     g = fmt(pki, tmp_path, toml)
     report = g.verify(signed(g, pki))
     assert codes(report)["issuing-authority"] == ["revoked"] and "left office" in report.lines()[-1]
+    # judged at the time it claims (archived documents); a live exchange also bounds that claim
+    # (communication.max_signature_age_hours, tests/core/test_signed_exchange.py)
     assert g.verify(signed(g, pki, when=revoked_at - dt.timedelta(hours=3))).ok
     # revoked certificate (key compromise): refused whatever signing time it claims
     toml = DEFAULT_TRUST.format(d=pki["dir"]) + (
@@ -277,6 +279,41 @@ def test_official_not_authorised_for_the_issuing_entity_is_refused(pki: dict, tm
     doc = f.sign(f.render(certificate()), "exporter", pki["exporter"])
     report = f.verify(f.sign(doc, "issuing-authority", pki["exporter"]))
     assert codes(report)["issuing-authority"] == ["not-authorised"]
+
+
+def test_certificates_unfit_for_signing_are_refused(pki: dict, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    f = fmt(pki, tmp_path)
+    made = pki["made"]
+    ca_key, ca_cert = made["entity-ca"]
+    root_key, root_cert = made["root"]
+    weak_key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    weak = Credentials(weak_key, make_certificate("weak exporter", weak_key, root_cert, root_key, ca=False))
+    for creds, reason in ((Credentials(ca_key, ca_cert), "is a CA certificate, not a signer's"),
+                          (weak, "has a 1024-bit RSA key (at least 2048 required)")):
+        doc = f.sign(f.render(certificate()), "exporter", creds)
+        report = f.verify(f.sign(doc, "issuing-authority", pki["official"]))
+        assert codes(report) == {"exporter": ["untrusted"], "issuing-authority": []}
+        assert reason in report.results[0].problems[0].message
+
+
+def test_one_signer_cannot_sign_both_stages(pki: dict, tmp_path: Path) -> None:
+    f = fmt(pki, tmp_path)
+    doc = f.sign(f.render(certificate()), "exporter", pki["official"])
+    report = f.verify(f.sign(doc, "issuing-authority", pki["official"]))
+    assert codes(report) == {"exporter": [], "issuing-authority": ["same-signer"]}
+    assert "same certificate as the exporter signature" in report.results[1].problems[0].message
+
+
+def test_a_revoked_intermediate_revokes_what_it_issued(pki: dict, tmp_path: Path) -> None:
+    ca_print = fingerprint(pki["made"]["entity-ca"][1])
+    toml = DEFAULT_TRUST.format(d=pki["dir"]) + (
+        f'[[revoked_certificates]]\nsha256 = "{ca_print}"\nat = 2021-01-01T00:00:00Z\nreason = "ca-compromise"\n')
+    f = fmt(pki, tmp_path, toml)
+    report = f.verify(signed(f, pki))
+    assert codes(report) == {"exporter": [], "issuing-authority": ["revoked"]}
+    assert "is issued by" in report.results[1].problems[0].message and "ca-compromise" in report.results[1].problems[0].message
 
 
 def test_untrusted_root_is_refused(pki: dict, tmp_path: Path) -> None:
