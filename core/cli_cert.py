@@ -52,8 +52,11 @@ def _signed_format(profile: Profile, fmt: MessageFormat) -> MessageFormat:
     return fmt
 
 
-def write_demo(directory: Path) -> list[Path]:
-    """The demo PKI in ``directory/demo-pki`` and copies of the shipped XML profiles in ``directory``."""
+def write_demo(directory: Path, aladi_xsd: Path | None = None) -> list[Path]:
+    """The demo PKI in ``directory/demo-pki`` and copies of the shipped XML profiles in ``directory``.
+
+    A profile whose schema (``xsd``) is not found is left out, so that every profile written
+    loads: the ALADI schemas are not shipped; ``aladi_xsd`` names ``cod_ver_4.1.0.xsd``."""
     from ibb.profiles import SHIPPED_DIR
 
     from .keys import write_demo_pki
@@ -68,8 +71,12 @@ def write_demo(directory: Path) -> list[Path]:
             continue
         text = source.read_text(encoding="utf-8")
         # Paths to files that are not part of the demo PKI are made absolute (relative to the shipped profile).
-        text = re.sub(r'^(xsd\s*=\s*)"([^"]+)"', lambda m: f'{m.group(1)}"{(source.parent / m.group(2)).resolve().as_posix()}"',
-                      text, flags=re.M)
+        xsd = re.search(r'^xsd\s*=\s*"([^"]+)"', text, flags=re.M)
+        if xsd is not None:
+            schema = (aladi_xsd or source.parent / xsd.group(1)).resolve()
+            if not schema.is_file():
+                continue
+            text = text.replace(xsd.group(0), f'xsd = "{schema.as_posix()}"')
         (directory / name).write_text(text, encoding="utf-8")
         written.append(directory / name)
     return written
@@ -125,18 +132,24 @@ def register(main: click.Group, cert: click.Group) -> None:
 
     @keys.command("demo")
     @click.argument("directory", type=click.Path(file_okay=False))
-    def keys_demo(directory: str) -> None:
+    @click.option("--aladi-xsd", type=click.Path(dir_okay=False, exists=True),
+                  help="The ALADI schema cod_ver_4.1.0.xsd, for the ALADI demo profile (not shipped with ibb).")
+    def keys_demo(directory: str, aladi_xsd: str | None) -> None:
         """Create a demo PKI (root, issuing entity CA, official, exporter) and a trust list in DIRECTORY/demo-pki,
         with copies of the shipped XML profiles in DIRECTORY that use them (--profiles DIRECTORY)."""
         target = Path(directory)
         if (target / "demo-pki").exists():
             raise IbbError(f"{target / 'demo-pki'} already exists; remove it or choose another directory")
         try:
-            written = write_demo(target)
+            written = write_demo(target, Path(aladi_xsd) if aladi_xsd else None)
         except OSError as exc:
             raise IbbError(f"{directory}: cannot write ({exc.strerror})") from None
         for path in written:
             click.echo(f"wrote {path}")
+        for name in DEMO_PROFILES:
+            if target / name not in written:
+                click.echo(f"skipped {name}: its schema was not found (the ALADI schemas are not shipped; "
+                           "give cod_ver_4.1.0.xsd with --aladi-xsd)")
         click.echo(f"use: ibb cert sign --profiles {target} --profile kr-cn-wco-xml --as exporter …")
 
     @cert.command("render")

@@ -47,6 +47,13 @@ class MessageFormat:
     def __init__(self, options: Any = None):
         self.options = options if options is not None else self.Options()
 
+    @classmethod
+    def check_profile(cls, options: Any, signatures: tuple[str, ...]) -> list[str]:
+        """Problems with this format's ``options`` in a profile whose ``data_cluster.signatures``
+        are ``signatures``, each as ``$.path: message``; called when the profile loads, so that
+        ``ibb profiles check`` and ``ibb serve`` find them before any certificate does."""
+        return []
+
     def render(self, certificate: Certificate) -> bytes:
         raise NotImplementedError
 

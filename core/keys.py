@@ -16,6 +16,7 @@ error message contains a password or key bytes.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -237,6 +238,7 @@ def write_demo_pki(directory: Any) -> dict[str, Any]:
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    out.chmod(0o700)
     made: dict[str, Any] = {}
     pem = serialization.Encoding.PEM
     for party in DEMO_PARTIES:
@@ -247,17 +249,20 @@ def write_demo_pki(directory: Any) -> dict[str, Any]:
         chain = [cert] + ([issuer_cert] if issuer_cert is not None and party.issuer != "root" else [])
         (out / f"{party.stem}.pem").write_bytes(b"".join(c.public_bytes(pem) for c in chain))
         if not party.ca:
-            key_file = out / f"{party.stem}.key"
-            key_file.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-            key_file.chmod(0o600)
+            _write_private(out / f"{party.stem}.key", key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     import secrets as _secrets
 
     password = _secrets.token_urlsafe(16).encode()
     key, cert = made["official"]
     p12 = pkcs12.serialize_key_and_certificates(b"official", key, cert, [made["entity-ca"][1]],
                                                 serialization.BestAvailableEncryption(password))
-    (out / "official.p12").write_bytes(p12)
-    (out / "official.p12").chmod(0o600)
-    (out / "official.p12.pass").write_bytes(password + b"\n")
-    (out / "official.p12.pass").chmod(0o600)
+    _write_private(out / "official.p12", p12)
+    _write_private(out / "official.p12.pass", password + b"\n")
     return made
+
+
+def _write_private(path: Any, data: bytes) -> None:
+    """Write a secret file readable by its owner only, from its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

@@ -311,6 +311,9 @@ class _Loader:
             fmt = self.plugins.formats.get(fmt_name)
             if not getattr(fmt, "supports_signatures", False):
                 self.problems.append(f"$.data_cluster.signatures: format {fmt_name!r} cannot carry signatures")
+        if fmt_name in self.plugins.formats and profile.data_cluster.options is not None:
+            self.problems.extend(self.plugins.formats.get(fmt_name).check_profile(profile.data_cluster.options,
+                                                                                  profile.data_cluster.signatures))
 
 
 def _reshape(raw: dict[str, Any]) -> dict[str, Any]:

@@ -626,6 +626,19 @@ class SignedXmlFormat(MessageFormat):
         sign(root, slot, credentials, policy=self.options.policy, signing_time=signing_time)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
+    @classmethod
+    def check_profile(cls, options: Any, signatures: tuple[str, ...]) -> list[str]:
+        """Signatures need a trust list, and the trust list must load."""
+        if options.trust_list is None:
+            return ["$.data_cluster.options.trust_list: required when data_cluster.signatures is set"] if signatures else []
+        from .trust import TrustListError, cached_trust_list
+
+        try:
+            cached_trust_list(options.trust_list)
+        except TrustListError as exc:
+            return [f"$.data_cluster.options.trust_list: {line}" for line in exc.lines()]
+        return []
+
     def verify(self, document: bytes, *, now: dt.datetime | None = None) -> VerificationReport:
         try:
             root = self._parse(document)

@@ -122,3 +122,13 @@ def test_serve_reports_a_missing_token_before_starting(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "error: secret $env:IBB_CN_GACC_TOKEN: environment variable IBB_CN_GACC_TOKEN is not set" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.sqlite"
+    bogus.write_text("shopping list\n" * 100)
+    r = ibb("certs", "list", "--store", str(bogus))
+    assert r.returncode == 1, r.stderr
+    assert f"cannot open store sqlite:///{bogus}: file is not a database" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert bogus.read_text() == "shopping list\n" * 100

@@ -30,7 +30,7 @@ def test_demo_keys_then_render_sign_verify_parse(cli: click.Group, tmp_path: Pat
     cert = sample_certificate()
     cert = attrs.evolve(cert, issuing_authority=attrs.evolve(cert.issuing_authority, id="KR-KCCI"))
     (tmp_path / "in.json").write_text(certificate_to_json(cert))
-    common = ["--profiles", str(tmp_path / "kr-cn-wco-xml.toml"), "--profile", "kr-cn-wco-xml"]
+    common = ["--profiles", str(tmp_path), "--profile", "kr-cn-wco-xml"]  # the whole folder, as the command suggests
     assert run(cli, ["cert", "render", *common, str(tmp_path / "in.json"), "-o", str(tmp_path / "c.xml")]).exit_code == 0
     r = run(cli, ["cert", "verify", *common, str(tmp_path / "c.xml")])
     assert r.exit_code == 1 and "signature exporter: no exporter signature" in r.output and "[missing]" in r.output
@@ -45,3 +45,21 @@ def test_demo_keys_then_render_sign_verify_parse(cli: click.Group, tmp_path: Pat
     assert r.exit_code == 1 and "[digest]" in r.output and "Traceback" not in r.output
     r = run(cli, ["cert", "parse", *common, str(tmp_path / "s2.xml")])
     assert r.exit_code == 0 and '"id": "KR-2026-000001"' in r.output
+
+
+def test_demo_leaves_out_a_profile_whose_schema_is_missing_so_the_folder_still_loads(tmp_path: Path) -> None:
+    from ibb.core.cli_cert import write_demo
+    from ibb.core.plugins import Plugins
+    from ibb.core.profile import load_profiles
+
+    written = write_demo(tmp_path, aladi_xsd=tmp_path / "nowhere" / "cod_ver_4.1.0.xsd")
+    assert tmp_path / "kr-cn-wco-xml.toml" in written and not (tmp_path / "aladi-ar-br.toml").exists()
+    assert list(load_profiles([tmp_path], Plugins(entrypoints=False))) == ["kr-cn-wco-xml"]
+
+
+def test_demo_with_the_aladi_schema_writes_the_aladi_profile(cli: click.Group, tmp_path: Path, shared_fixtures: Path) -> None:
+    xsd = shared_fixtures / "aladi" / "cod_ver_4.1.0.xsd"
+    r = CliRunner().invoke(cli, ["keys", "demo", str(tmp_path / "d"), "--aladi-xsd", str(xsd)])
+    assert r.exit_code == 0, r.output
+    assert f'xsd = "{xsd.resolve().as_posix()}"' in (tmp_path / "d" / "aladi-ar-br.toml").read_text()
+    assert "skipped" not in r.output

@@ -24,3 +24,18 @@ def test_pem_and_pkcs12(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert "wrong" not in str(exc.value).replace("wrong password", "")
     with pytest.raises(KeyUnavailable, match="is not the private key's"):
         load_credentials(SecretRef("file", "official.key", tmp_path), SecretRef("file", "exporter.pem", tmp_path))
+
+
+def test_demo_secrets_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    import os
+
+    previous = os.umask(0o022)  # the usual umask, under which files are world-readable by default
+    try:
+        pki = tmp_path / "pki"
+        write_demo_pki(pki)
+    finally:
+        os.umask(previous)
+    assert pki.stat().st_mode & 0o777 == 0o700
+    for name in ("official.key", "exporter.key", "official.p12", "official.p12.pass"):
+        assert (pki / name).stat().st_mode & 0o777 == 0o600, name
+    assert (pki / "root.pem").stat().st_mode & 0o077 == 0o044  # certificates are public

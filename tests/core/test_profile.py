@@ -129,3 +129,25 @@ def test_several_files_report_together_and_ids_are_unique(plugins, tmp_path: Pat
     lines = info.value.lines()
     assert f"{tmp_path / 'b.toml'}: $.block.id: 'kr-cn-eodes' is also the id of {tmp_path / 'a.toml'}" in lines
     assert f"{tmp_path / 'c.toml'}: $.entities[1].id: 'KR-KCCI' is declared twice" in lines
+
+
+def test_signed_profiles_need_a_trust_list_that_loads(tmp_path: Path, plugins) -> None:
+    from ibb.core.cli_cert import write_demo
+
+    write_demo(tmp_path)
+    path = tmp_path / "kr-cn-wco-xml.toml"
+    assert load_profile(path, plugins).data_cluster.signatures == ("exporter", "issuing-authority")
+
+    def file_problems(text: str) -> list[str]:
+        path.write_text(text)
+        with pytest.raises(ProfileError) as info:
+            load_profile(path, plugins)
+        return info.value.lines()
+
+    text = path.read_text()
+    lines = file_problems(text.replace('trust_list = "demo-pki/trust.toml"\n', ""))
+    assert f"{path}: $.data_cluster.options.trust_list: required when data_cluster.signatures is set" in lines
+    trust = tmp_path / "demo-pki" / "trust.toml"
+    trust.write_text(trust.read_text().replace('name = "ibb demo official"', 'name = "ibb demo official"\nbogus = 1', 1))
+    lines = file_problems(text)
+    assert f"{path}: $.data_cluster.options.trust_list: {trust}: $.officials[0]: unknown key(s) bogus" in lines
