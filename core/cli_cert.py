@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .errors import IbbError, UnknownName
+from .errors import IbbError, InvalidInput, UnknownName
 from .formats import MessageFormat
 from .plugins import Plugins
 from .profile import Profile, load_profiles
@@ -44,6 +45,16 @@ def _profile(profile_id: str, profile_paths: tuple[str, ...]) -> tuple[Profile, 
     profile = loaded[profile_id]
     fmt_cls = plugins.formats.get(profile.data_cluster.format)
     return profile, fmt_cls(profile.data_cluster.options)
+
+
+def _parse(fmt: MessageFormat, document: bytes, file: str) -> Any:
+    """``fmt.parse``, with errors that name ``file``."""
+    try:
+        return fmt.parse(document)
+    except InvalidInput as exc:
+        if exc.source:
+            raise
+        raise type(exc)(exc.problems, file) from None
 
 
 def _signed_format(profile: Profile, fmt: MessageFormat) -> MessageFormat:
@@ -191,15 +202,19 @@ def register(main: click.Group, cert: click.Group) -> None:
         """Check the schema, every signature and the trust list; exit 0 only when all pass."""
         from .xmldsig import SignatureInvalid
 
+        from .engine import signed_certificate_problems
+
         profile, fmt = _profile(profile_id, profile_paths)
-        report = _signed_format(profile, fmt).verify(_read(file))
-        if not report.ok:
-            problems = [f"schema: {p}" for p in report.schema_problems]
-            problems += [f"signature {r.role}: {p.message} [{p.code}]" for r in report.results for p in r.problems]
-            problems += [f"signature {r.role}: ok" for r in report.results if r.ok]
-            raise SignatureInvalid(problems, file)
+        document = _read(file)
+        report = _signed_format(profile, fmt).verify(document)
         for line in report.lines():
-            click.echo(line)
+            if line.endswith(")") and ": ok (" in line:
+                click.echo(line)
+        report.raise_for_problems(file)
+        # Archived documents too: no bound on the signatures' age, but the same window and issuing authority.
+        problems = signed_certificate_problems(profile, report.results, _parse(fmt, document, file), max_age=None)
+        if problems:
+            raise SignatureInvalid(problems, file)
         click.echo(f"{file}: valid")
 
     @cert.command("parse")
@@ -212,7 +227,7 @@ def register(main: click.Group, cert: click.Group) -> None:
         from .model import certificate_to_json
 
         _, fmt = _profile(profile_id, profile_paths)
-        text = certificate_to_json(fmt.parse(_read(file)))
+        text = certificate_to_json(_parse(fmt, _read(file), file))
         if output:
             _write(output, (text + "\n").encode())
         else:

@@ -273,12 +273,7 @@ class Engine:
         problems = self.check_rules(profile.id, certificate, "inbound")
         if profile.data_cluster.signatures:
             max_age = dt.timedelta(hours=profile.communication.max_signature_age_hours)
-            problems.extend(_signing_window(report.results, certificate, max_age))
-        if "issuing-authority" in profile.data_cluster.signatures:
-            authority = profile.entity("issuing-authority").id
-            if certificate.issuing_authority.id != authority:
-                problems.append(f"$.issuing_authority.id: {certificate.issuing_authority.id!r} is not the issuing authority "
-                                f"of profile {profile.id!r} ({authority!r})")
+            problems.extend(signed_certificate_problems(profile, report.results, certificate, max_age))
         if problems:
             raise RuleViolation(problems, source=f"certificate {certificate.id}")
         return certificate
@@ -381,24 +376,33 @@ SIGNING_SKEW = dt.timedelta(minutes=10)
 """Clock difference tolerated between a signer and this gateway."""
 
 
-def _signing_window(results: Any, certificate: Certificate, max_age: dt.timedelta) -> list[str]:
-    """Signing times are written by the signer, and the trust list is judged at that time. On a live
-    exchange they must fall after the day before the certificate's issue date, within ``max_age`` of
-    now (so a signer whose authorisation has ended can backdate a new signature by that much at most,
-    not to any time before it ended), and not in the future."""
+def signed_certificate_problems(profile: Profile, results: Any, certificate: Certificate,
+                                max_age: dt.timedelta | None) -> list[str]:
+    """What a signed certificate's sound signatures still do not prove, for ``profile``.
+
+    Signing times are written by the signer, and the trust list is judged at that time. They
+    must fall after the day before the certificate's issue date, and not in the future. On a
+    live exchange also within ``max_age`` of now, so that a signer whose authorisation has
+    ended can backdate a new signature by that much at most (``None``: no bound, for archived
+    documents). The document's issuing entity must be the profile's issuing authority.
+    """
     problems = []
     now = dt.datetime.now(dt.timezone.utc)
-    issued = dt.datetime.combine(certificate.issue_date, dt.time.min, dt.timezone.utc) - dt.timedelta(days=1)
-    earliest, latest = max(issued, now - max_age), now + SIGNING_SKEW
+    earliest = dt.datetime.combine(certificate.issue_date, dt.time.min, dt.timezone.utc) - dt.timedelta(days=1)
     for result in results:
         if result.signed_at is None:
             problems.append(f"signature {result.role}: no signing time")
-        elif result.signed_at < now - max_age:
+        elif max_age is not None and result.signed_at < now - max_age:
             problems.append(f"signature {result.role}: signed at {result.signed_at.isoformat()}, more than "
                             f"{max_age.total_seconds() / 3600:g} hours ago (communication.max_signature_age_hours)")
-        elif not earliest <= result.signed_at <= latest:
+        elif not earliest <= result.signed_at <= now + SIGNING_SKEW:
             problems.append(f"signature {result.role}: signed at {result.signed_at.isoformat()}, outside the window from "
                             f"the day before the issue date {certificate.issue_date} to now")
+    if "issuing-authority" in profile.data_cluster.signatures:
+        authority = profile.entity("issuing-authority").id
+        if certificate.issuing_authority.id != authority:
+            problems.append(f"$.issuing_authority.id: {certificate.issuing_authority.id!r} is not the issuing authority "
+                            f"of profile {profile.id!r} ({authority!r})")
     return problems
 
 

@@ -45,6 +45,21 @@ def test_demo_keys_then_render_sign_verify_parse(cli: click.Group, tmp_path: Pat
     assert r.exit_code == 1 and "[digest]" in r.output and "Traceback" not in r.output
     r = run(cli, ["cert", "parse", *common, str(tmp_path / "s2.xml")])
     assert r.exit_code == 0 and '"id": "KR-2026-000001"' in r.output
+    (tmp_path / "dtd.xml").write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')
+    r = run(cli, ["cert", "parse", *common, str(tmp_path / "dtd.xml")])
+    assert r.exit_code == 1 and f"{tmp_path / 'dtd.xml'}: $: " in r.output and "DTD" in r.output, r.output
+
+    # Sound signatures over a certificate that names another issuing entity than the profile's: not valid.
+    other = attrs.evolve(cert, issuing_authority=attrs.evolve(cert.issuing_authority, id="CIR"))
+    (tmp_path / "other.json").write_text(certificate_to_json(other))
+    assert run(cli, ["cert", "render", *common, str(tmp_path / "other.json"), "-o", str(tmp_path / "o.xml")]).exit_code == 0
+    for role, source, target in (("exporter", "o.xml", "o1.xml"), ("issuing-authority", "o1.xml", "o2.xml")):
+        assert run(cli, ["cert", "sign", *common, "--as", role, str(tmp_path / source), "-o", str(tmp_path / target)]).exit_code == 0
+    r = run(cli, ["cert", "verify", *common, str(tmp_path / "o2.xml")])
+    assert r.exit_code == 1, r.output
+    assert "$.issuing_authority.id: 'CIR' is not the issuing authority of profile 'kr-cn-wco-xml' ('KR-KCCI')" in r.output, r.output
+    oks = [line for line in r.output.splitlines() if ": ok (" in line]
+    assert len(oks) == 2 and not any(line.startswith("error:") for line in oks), r.output
 
 
 def test_demo_leaves_out_a_profile_whose_schema_is_missing_so_the_folder_still_loads(tmp_path: Path) -> None:
