@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import cattrs
+import cattrs.gen
 from attrs import field, frozen
 
 from .codes import COUNTRIES, CURRENCIES
@@ -223,7 +224,56 @@ def _make_converter() -> cattrs.Converter:
     c.register_structure_hook(str, _str)
     c.register_structure_hook(int, _int)
     c.register_structure_hook(bool, _bool)
+    c.register_structure_hook_factory(attrs.has, _every_validator_error)
     return c
+
+
+def _every_validator_error(cls: type, converter: cattrs.Converter) -> Any:
+    """Structure an attrs class as cattrs does; when its constructor refuses the data, report the
+    problems of every field, not only the first validator's (attrs stops at the first)."""
+    base = cattrs.gen.make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=converter.forbid_extra_keys,
+                                             _cattrs_detailed_validation=converter.detailed_validation)
+
+    def structure(data: Any, type_: type) -> Any:
+        try:
+            return base(data, type_)
+        except cattrs.ClassValidationError as exc:
+            with_notes, _ = exc.group_exceptions()
+            if with_notes:  # some fields did not structure: reported per field already
+                raise
+            # Every field structured, and the constructor refused: a validator, which attrs stops at.
+            problems = _field_validator_errors(cls, converter, data)
+            if len(problems) > 1:
+                raise cattrs.ClassValidationError(exc.message, problems, cls) from None
+            raise
+
+    return structure
+
+
+def _field_validator_errors(cls: type, converter: cattrs.Converter, data: dict[str, Any]) -> list[Exception]:
+    """Run every field's validator on its structured value; the errors (each naming its field)."""
+    attrs.resolve_types(cls)
+    stand_in = object.__new__(cls)
+    values = {}
+    for f in attrs.fields(cls):
+        key = f.alias or f.name
+        if key in data:
+            value = converter.structure(data[key], f.type) if f.type is not None else data[key]
+            value = f.converter(value) if callable(f.converter) else value
+        elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            value = f.default.factory(stand_in) if f.default.takes_self else f.default.factory()
+        else:
+            value = f.default
+        values[f.name] = value
+        object.__setattr__(stand_in, f.name, value)
+    errors: list[Exception] = []
+    for f in attrs.fields(cls):
+        if f.validator is not None:
+            try:
+                f.validator(stand_in, f, values[f.name])
+            except Exception as exc:  # noqa: BLE001 - collected, reported with the field's path
+                errors.append(exc)
+    return errors
 
 
 converter = _make_converter()

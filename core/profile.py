@@ -229,7 +229,7 @@ class _Loader:
 
     def load(self, raw: dict[str, Any]) -> Profile:
         raw = _reshape(raw)
-        # Pass 1: each plugin section, checked by its plugin, even if the rest is broken.
+        # Pass 1: each plugin section checked by its plugin, and every plugin name, even if the rest is broken.
         options = self._plugin_section(self.plugins.formats, "Options", raw, "data_cluster", "format", "options",
                                        "$.data_cluster.format", "$.data_cluster.options")
         transport = raw.get("service_interface", {}).get("transport") if isinstance(raw.get("service_interface"), dict) else None
@@ -240,6 +240,12 @@ class _Loader:
             self._plugin_section(self.plugins.rules, "Params", {"r": spec}, "r", "rule", "params", f"$.rules[{i}].rule", f"$.rules[{i}]")
             for i, spec in enumerate(rules)
         ]
+        triggers = raw.get("triggers") if isinstance(raw.get("triggers"), list) else []
+        for i, trigger in enumerate(triggers):
+            actions = trigger.get("do") if isinstance(trigger, dict) else None
+            for j, action in enumerate(actions if isinstance(actions, list) else []):
+                if isinstance(action, str) and action not in self.plugins.actions:
+                    self.problems.append(f"$.triggers[{i}].do[{j}]: {UnknownName('action', action, self.plugins.actions.names())}")
         # Pass 2: the generic shape (plugin sections pass through as raw tables).
         try:
             profile = self.converter.structure(raw, Profile)
@@ -288,9 +294,6 @@ class _Loader:
                 self.problems.append(f"$.entities[{i}].id: {entity.id!r} is declared twice")
             seen.add(entity.id)
         for i, trigger in enumerate(profile.triggers):
-            for j, action in enumerate(trigger.do):
-                if action not in self.plugins.actions:
-                    self.problems.append(f"$.triggers[{i}].do[{j}]: {UnknownName('action', action, self.plugins.actions.names())}")
             if "send" in trigger.do and trigger.to is None:
                 self.problems.append(f"$.triggers[{i}].to: required when the trigger does 'send' (an entity id or role)")
             if trigger.to is not None:

@@ -46,6 +46,16 @@ def test_every_problem_is_reported_at_once_with_its_path(plugins) -> None:
     assert any(line.startswith("p.toml: $.entities[0].role: 'issuer' is not one of") for line in lines), lines
 
 
+def test_every_problem_in_one_table_and_beside_broken_tables_is_reported(plugins) -> None:
+    text = SHIPPED.replace("timeout = 10", "timeout = -1").replace("max_body_bytes = 1048576", "max_body_bytes = -5")
+    text = text.replace('country = "CN"', 'country = "XX"').replace('do = ["log"]', 'do = ["lgo"]')
+    lines = problems(text, plugins)
+    assert "p.toml: $.service_interface.rest.timeout: must be greater than 0 (got -1.0)" in lines
+    assert "p.toml: $.service_interface.rest.max_body_bytes: must be greater than 0 (got -5)" in lines
+    assert "p.toml: $.entities[2].country: 'XX' is not an ISO 3166-1 alpha-2 country code" in lines
+    assert any(line.startswith("p.toml: $.triggers[2].do[0]: unknown action 'lgo'; did you mean 'log'") for line in lines), lines
+
+
 def test_plugin_settings_are_checked_with_their_own_path(plugins) -> None:
     text = SHIPPED.replace("timeout = 10", 'timeout = "ten"\ntimout = 3')
     lines = problems(text, plugins, "kr-cn.toml")
