@@ -28,14 +28,14 @@ import anyio
 import attrs
 import sqlalchemy as sa
 
-from .errors import CertificateError, IbbError, Refused, RuleViolation, UnknownName
+from .errors import CertificateError, IbbError, Refused, RuleViolation, TransportError, UnknownName
 from .formats import MessageFormat
 from .model import Certificate, certificate_from_dict, certificate_to_dict
 from .plugins import Plugins
 from .profile import Entity, Profile, Trigger
 from .rules import Rule, RuleContext
 from .store import Conflict, InboundMessage, Store, StoredCertificate, Tx
-from .transport import Message, Receipt, Transport
+from .transport import RECEIPT_CONTENT_TYPE, Message, Receipt, Transport
 
 log = logging.getLogger("ibb.engine")
 
@@ -258,7 +258,12 @@ class Engine:
                 raise Refused(f"content type {message.content_type!r} is not {CONTROL_CONTENT_TYPE!r}", 415)
             control = parse_control(message.body, message.kind)
             return await self._run_receive(message, lambda: self._receive_control(profile, message, control))
-        raise Refused(f"message kind {message.kind!r} is not one of certificate, feedback, cancellation", 400)
+        if message.kind == "receipt":
+            if content_type != RECEIPT_CONTENT_TYPE:
+                raise Refused(f"content type {message.content_type!r} is not {RECEIPT_CONTENT_TYPE!r}", 415)
+            receipt = parse_receipt(message.body)
+            return await self._run(lambda: self._receive_receipt(profile, message, receipt))
+        raise Refused(f"message kind {message.kind!r} is not one of certificate, feedback, cancellation, receipt", 400)
 
     def _check_certificate(self, profile: Profile, fmt: MessageFormat, message: Message) -> Certificate:
         """Signatures (when the profile requires them), parsing and business rules; CPU work, run in a thread."""
@@ -366,6 +371,22 @@ class Engine:
             self.fire(tx, profile, event, record, message.receiver, control)
             return receipt
 
+    def _receive_receipt(self, profile: Profile, message: Message, receipt: Receipt) -> Receipt:
+        """A partner's receipt that arrived on its own (asynchronous transports); applying it twice changes nothing."""
+        from .outbox import apply_receipt
+
+        ack = Receipt(message_id=message.message_id, status="received", certificate_id=receipt.certificate_id)
+        with self.store.transaction() as tx:
+            row = tx.outbox_message(receipt.message_id)
+            if row is None or row.profile_id != profile.id:
+                raise Refused(f"no message {receipt.message_id!r} was sent in profile {profile.id!r}", 404)
+            if row.receiver != message.sender:
+                raise Refused(f"message {receipt.message_id!r} was not sent to {message.sender!r}", 403)
+            if row.status in ("delivered", "delivered-with-warnings"):
+                return attrs.evolve(ack, reasons=(f"duplicate: message {receipt.message_id} was already acknowledged",))
+            apply_receipt(tx, row, receipt, attempts=max(row.attempts, 1))
+        return ack
+
     async def close(self) -> None:
         for transport in self.transports.values():
             await transport.close()
@@ -421,6 +442,20 @@ def _predecessor(tx: Tx, profile_id: str, cert_id: str, direction: str) -> Store
 def control_body(kind: str, certificate_id: str, **fields: str) -> bytes:
     """The JSON body of a feedback or cancellation message."""
     return json.dumps({"kind": kind, "certificate_id": certificate_id, **fields}).encode()
+
+
+def parse_receipt(body: bytes) -> Receipt:
+    """The receipt carried by a message of kind ``receipt``."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CertificateError([f"$: not valid JSON ({exc})"]) from None
+    if not isinstance(data, dict):
+        raise CertificateError(["$: a receipt is a JSON object"])
+    try:
+        return Receipt.from_dict(data)
+    except TransportError as exc:
+        raise CertificateError([f"$: {exc}"]) from None
 
 
 def parse_control(body: bytes, kind: str) -> dict[str, str]:

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from .errors import IbbError, TransportError
 from .lifecycle import TRANSITIONS
-from .store import OutboxMessage, Store, now, outbox
+from .store import DUE_STATES, OutboxMessage, Store, now, outbox
 from .transport import Message, Receipt
 
 log = logging.getLogger("ibb.outbox")
@@ -111,6 +111,9 @@ class Dispatcher:
                 content_type=row.content_type, body=row.body, kind=row.kind, headers=row.headers,
             )
             try:
+                if row.status == "awaiting-receipt":  # claimed because its receipt is overdue
+                    timeout = profile.communication.receipt_timeout_seconds
+                    raise TransportError(f"no receipt from {row.receiver} within {timeout:g} s", retryable=True)
                 if not target.endpoint:
                     raise TransportError(f"entity {target.id!r} has no endpoint", retryable=False)
                 receipt = await transport.send(message, target.endpoint)
@@ -131,29 +134,25 @@ class Dispatcher:
             self.wake()
 
     def _delivered(self, row: OutboxMessage, receipt: Receipt | None) -> None:
-        if receipt is None:
-            status = "awaiting-receipt"
-        else:
-            status = "delivered-with-warnings" if receipt.reasons else "delivered"
+        """Record a send: its synchronous receipt, or (asynchronous transports) that a receipt is awaited."""
         with self.store.transaction() as tx:
             if not self._still_mine(tx, row):
                 return
+            if receipt is not None:
+                apply_receipt(tx, row, receipt, attempts=row.attempts + 1)
+                return
+            timeout = self.engine.profiles[row.profile_id].communication.receipt_timeout_seconds
             tx.conn.execute(
                 outbox.update().where(outbox.c.pk == row.pk).values(
-                    status=status, attempts=row.attempts + 1, receipt=json.dumps(receipt.to_dict()) if receipt else None,
-                    lease_owner=None, lease_until=None, updated_at=now(),
+                    status="awaiting-receipt", attempts=row.attempts + 1, lease_owner=None, lease_until=None,
+                    next_attempt_at=now() + dt.timedelta(seconds=timeout), updated_at=now(),
                 )
             )
             record = tx.certificate_by_pk(row.certificate_pk)
-            detail = {"message_id": row.message_id, "kind": row.kind, "to": row.receiver, "attempt": row.attempts + 1}
-            if receipt is not None:
-                detail["receipt"] = receipt.to_dict()
             if row.kind == "certificate":
                 record = _advance(tx, record, "sent", row.sender, {"message_id": row.message_id})
-            if row.kind == "certificate" and receipt is not None and _can(record, "delivered"):
-                tx.transition(record, "delivered", row.receiver, detail)
-            else:
-                tx.event(record.pk, f"{row.kind}-{status}", row.receiver, detail)
+            tx.event(record.pk, f"{row.kind}-awaiting-receipt", row.sender,
+                     {"message_id": row.message_id, "to": row.receiver, "attempt": row.attempts + 1, "timeout_s": timeout})
 
     def _failed(self, row: OutboxMessage, profile: Any, error: str, retryable: bool) -> None:
         retry = profile.communication.retry
@@ -176,7 +175,7 @@ class Dispatcher:
                     _advance(tx, record, "failed", row.sender, {"message_id": row.message_id, "error": error})
             else:
                 delay = retry.delay(attempt)
-                values["next_attempt_at"] = now() + dt.timedelta(seconds=delay)
+                values.update(status="pending", next_attempt_at=now() + dt.timedelta(seconds=delay))
                 tx.event(record.pk, "retry", row.sender, {**detail, "retry_in_s": delay})
             tx.conn.execute(outbox.update().where(outbox.c.pk == row.pk).values(**values))
         if give_up:
@@ -187,7 +186,7 @@ class Dispatcher:
         owner = tx.conn.execute(
             sa.select(outbox.c.lease_owner, outbox.c.status).where(outbox.c.pk == row.pk).with_for_update()
         ).one()
-        if owner.lease_owner != self.owner or owner.status != "pending":
+        if owner.lease_owner != self.owner or owner.status not in DUE_STATES:
             log.warning("message %s: lease lost before the outcome was recorded; leaving it to its new owner", row.message_id)
             return False
         return True
@@ -211,6 +210,25 @@ class Dispatcher:
                     return True
             await asyncio.sleep(0.02)
         return False
+
+
+def apply_receipt(tx: Any, row: OutboxMessage, receipt: Receipt, *, attempts: int) -> None:
+    """Record the partner's receipt for an outbound message (synchronous, or arrived later on its own)."""
+    status = "delivered-with-warnings" if receipt.reasons else "delivered"
+    tx.conn.execute(
+        outbox.update().where(outbox.c.pk == row.pk).values(
+            status=status, attempts=attempts, receipt=json.dumps(receipt.to_dict()),
+            lease_owner=None, lease_until=None, updated_at=now(),
+        )
+    )
+    record = tx.certificate_by_pk(row.certificate_pk)
+    detail = {"message_id": row.message_id, "kind": row.kind, "to": row.receiver, "attempt": attempts, "receipt": receipt.to_dict()}
+    if row.kind == "certificate":
+        record = _advance(tx, record, "sent", row.sender, {"message_id": row.message_id})
+    if row.kind == "certificate" and _can(record, "delivered"):
+        tx.transition(record, "delivered", row.receiver, detail)
+    else:
+        tx.event(record.pk, f"{row.kind}-{status}", row.receiver, detail)
 
 
 def _can(record: Any, new: str) -> bool:

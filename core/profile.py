@@ -132,6 +132,9 @@ class Retry:
 @frozen
 class Communication:
     retry: Retry = Retry()
+    receipt_timeout_seconds: float = field(default=300.0, validator=_positive)
+    """Transports with asynchronous receipts (AS2 async MDN, MQTT): a message whose receipt has
+    not arrived after this long is sent again (counted as a failed attempt of ``retry``)."""
     max_signature_age_hours: float = field(default=168.0, validator=_positive)
     """Receiving: a signature claiming to be older than this is refused. Signing times are
     written by the signer, so this bounds how far back a signer whose authorisation has

@@ -115,6 +115,8 @@ outbox = sa.Table(
 )
 
 DELIVERY_STATES = ("pending", "awaiting-receipt", "delivered", "delivered-with-warnings", "failed")
+DUE_STATES = ("pending", "awaiting-receipt")
+"""Claimed by the dispatcher once ``next_attempt_at`` passes (for ``awaiting-receipt``: the receipt's deadline)."""
 """Delivery status of an outbound message, as the ePhyto hub reports it to senders."""
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
@@ -292,6 +294,11 @@ class Tx:
     def inbound_message(self, message_id: str) -> InboundMessage | None:
         return _inbound_message(self.conn, message_id)
 
+    def outbox_message(self, message_id: str) -> OutboxMessage | None:
+        """An outbound message, locked for update (a receipt arriving for it)."""
+        row = self.conn.execute(sa.select(outbox).where(outbox.c.message_id == message_id).with_for_update()).first()
+        return _outbox(row) if row is not None else None
+
     def record_inbound_message(self, *, message_id: str, profile_id: str, certificate_pk: int | None, sender: str,
                                receiver: str, receipt: dict[str, Any], body_sha256: str) -> None:
         self.conn.execute(
@@ -361,7 +368,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(outbox.c.profile_id, outbox.c.receiver)
-                .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= at,
+                .where(outbox.c.status.in_(DUE_STATES), outbox.c.next_attempt_at <= at,
                        sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < at))
                 .distinct()
             )
@@ -381,7 +388,7 @@ class Store:
             conn = tx.conn
             pks = conn.execute(
                 sa.select(outbox.c.pk)
-                .where(outbox.c.status == "pending", outbox.c.profile_id == profile_id, outbox.c.receiver == receiver,
+                .where(outbox.c.status.in_(DUE_STATES), outbox.c.profile_id == profile_id, outbox.c.receiver == receiver,
                        outbox.c.next_attempt_at <= at, free, in_order)
                 .order_by(outbox.c.pk)
                 .limit(limit)
@@ -389,7 +396,7 @@ class Store:
             if not pks:
                 return []
             conn.execute(
-                outbox.update().where(outbox.c.pk.in_(pks), outbox.c.status == "pending", free)
+                outbox.update().where(outbox.c.pk.in_(pks), outbox.c.status.in_(DUE_STATES), free)
                 .values(lease_owner=owner, lease_until=at + lease)
             )
             rows = conn.execute(

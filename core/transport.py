@@ -15,6 +15,7 @@ MQTT       asynchronous          subscription on a broker (no route)
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -29,7 +30,10 @@ class Capabilities:
     """What a transport can do; the engine and profile checks read these."""
 
     synchronous_receipt: bool
-    """``send`` returns the partner's receipt. When False the receipt arrives later as a message."""
+    """``send`` returns the partner's receipt. When False ``send`` returns None, the outbox marks the
+    message ``awaiting-receipt``, and the receipt arrives later as an inbound message of kind
+    ``receipt``; one that does not arrive within ``communication.receipt_timeout_seconds`` makes
+    the message be sent again (the receiver answers a resend with the same receipt)."""
     inbound_routes: bool
     """Inbound messages arrive on HTTP routes of the gateway (else the transport listens itself)."""
 
@@ -46,7 +50,7 @@ class Message:
     content_type: str
     body: bytes
     kind: str = "certificate"
-    """``certificate``, ``feedback`` or ``cancellation``."""
+    """``certificate``, ``feedback``, ``cancellation``, or ``receipt`` (asynchronous transports)."""
     headers: Mapping[str, str] = attrs.field(factory=dict)
     """Further envelope fields, e.g. ``replaces`` (id of the certificate this one replaces)."""
 
@@ -86,8 +90,23 @@ class Receipt:
             raise TransportError(f"malformed receipt from partner: {exc!r}", retryable=False) from None
 
 
+RECEIPT_CONTENT_TYPE = "application/vnd.ibb.receipt+json"
+"""Content type of a receipt travelling on its own (asynchronous transports), body ``Receipt.to_dict()``."""
+
+
+def receipt_message(receipt: Receipt, *, message_id: str, profile_id: str, sender: str, receiver: str) -> Message:
+    """The message of kind ``receipt`` that carries ``receipt`` back to the entity that sent the
+    acknowledged message (``receiver`` here), from the entity that received it (``sender``)."""
+    return Message(message_id=message_id, profile_id=profile_id, sender=sender, receiver=receiver,
+                   content_type=RECEIPT_CONTENT_TYPE, body=json.dumps(receipt.to_dict()).encode(), kind="receipt")
+
+
 InboundHandler = Callable[[Message], Awaitable[Receipt]]
-"""What the gateway gives a transport to hand over inbound messages: returns the receipt."""
+"""What the gateway gives a transport to hand over inbound messages: returns the receipt.
+
+Transports without synchronous receipts hand the partner's receipts to the same handler, as
+messages of kind ``receipt`` (see :func:`receipt_message`); what it returns for those is only an
+acknowledgment of the receipt."""
 
 
 class Transport:
