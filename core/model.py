@@ -241,8 +241,10 @@ def _every_validator_error(cls: type, converter: cattrs.Converter) -> Any:
             with_notes, _ = exc.group_exceptions()
             if with_notes:  # some fields did not structure: reported per field already
                 raise
-            # Every field structured, and the constructor refused: a validator, which attrs stops at.
-            problems = _field_validator_errors(cls, converter, data)
+            # Every field structured; unknown keys, or the constructor refused (attrs stops at the
+            # first validator): report the unknown keys and every field's validator problem.
+            unknown = [e for e in exc.exceptions if isinstance(e, cattrs.ForbiddenExtraKeysError)]
+            problems = unknown + _field_validator_errors(cls, converter, data)
             if len(problems) > 1:
                 raise cattrs.ClassValidationError(exc.message, problems, cls) from None
             raise

@@ -30,4 +30,8 @@ def test_wheel_ships_every_package_and_the_profiles(tmp_path: Path) -> None:
     missing = sorted(expected - names)
     assert not missing, f"packages missing from the wheel (add them to [tool.setuptools] packages): {missing}"
     assert "ibb/profiles/kr-cn-eodes.toml" in names
+    data_files = [p for p in (REPO / "plugins").rglob("*") if p.suffix in (".xsd", ".toml", ".json")]
+    data_files += [p for p in (REPO / "profiles").rglob("*.toml")]
+    shipped = {f"ibb/{p.relative_to(REPO).as_posix()}" for p in data_files}
+    assert data_files and not shipped - names, f"data files missing from the wheel (package-data): {sorted(shipped - names)}"
     assert not any(n.startswith(("core/", "plugins/", "tests/")) for n in names), "bare top-level packages shipped"
