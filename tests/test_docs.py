@@ -55,3 +55,22 @@ def test_every_profile_field_is_documented() -> None:
             assert f"`{f.name}`" in text, f"profile field {section}.{f.name} is not documented"
     for f in attrs.fields(profile.Retry):
         assert f"`retry.{f.name}`" in text, f"communication.retry.{f.name} is not documented"
+    for f in attrs.fields(profile.Communication):
+        if f.name != "retry":
+            assert f"`{f.name}`" in text, f"communication.{f.name} is not documented"
+
+
+def test_every_setting_of_the_built_in_plugins_is_documented() -> None:
+    """Each key of a built-in transport's Settings, format's Options and rule's Params appears in the docs."""
+    from ibb.core.plugins import Plugins
+
+    text = "\n".join(p.read_text() for p in DOCS.glob("*.md"))
+    plugins = Plugins(entrypoints=False)
+    missing = []
+    for registry, attr in ((plugins.transports, "Settings"), (plugins.formats, "Options"), (plugins.rules, "Params")):
+        for name in registry.names():
+            cls = getattr(registry.get(name), attr)
+            for f in attrs.fields(cls):
+                if f"`{f.name}`" not in text:
+                    missing.append(f"{registry.kind} {name}: {f.name}")
+    assert not missing, f"undocumented plugin settings: {missing}"
