@@ -264,5 +264,6 @@ def write_demo_pki(directory: Any) -> dict[str, Any]:
 def _write_private(path: Any, data: bytes) -> None:
     """Write a secret file readable by its owner only, from its first byte."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file that already existed keeps its mode otherwise
     with os.fdopen(fd, "wb") as f:
         f.write(data)

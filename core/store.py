@@ -115,9 +115,9 @@ outbox = sa.Table(
 )
 
 DELIVERY_STATES = ("pending", "awaiting-receipt", "delivered", "delivered-with-warnings", "failed")
+"""Delivery status of an outbound message, as the ePhyto hub reports it to senders."""
 DUE_STATES = ("pending", "awaiting-receipt")
 """Claimed by the dispatcher once ``next_attempt_at`` passes (for ``awaiting-receipt``: the receipt's deadline)."""
-"""Delivery status of an outbound message, as the ePhyto hub reports it to senders."""
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 

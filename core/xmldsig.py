@@ -185,12 +185,14 @@ class VerificationReport:
     def ok(self) -> bool:
         return not self.schema_problems and all(r.ok for r in self.results)
 
-    def lines(self) -> list[str]:
-        out = [f"schema: {p}" for p in self.schema_problems]
+    def lines(self, *, passed_only: bool = False) -> list[str]:
+        """One line per signature that passed and per problem (``passed_only``: the passed ones)."""
+        out = [] if passed_only else [f"schema: {p}" for p in self.schema_problems]
         for r in self.results:
             if r.ok:
                 out.append(f"signature {r.role}: ok ({r.algorithm}, {r.signer}, signed {r.signed_at.isoformat() if r.signed_at else '?'})")
-            out.extend(f"signature {r.role}: {p.message} [{p.code}]" for p in r.problems)
+            elif not passed_only:
+                out.extend(f"signature {r.role}: {p.message} [{p.code}]" for p in r.problems)
         return out
 
     def raise_for_problems(self, source: str | None = None) -> None:
