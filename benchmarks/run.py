@@ -173,6 +173,8 @@ def run_exchange(args: argparse.Namespace, partners: int, total: int, sample_rss
         result["rss_mb_first_tenth"] = {"exporter": max(s[1] or 0 for s in first), "importer": max(s[2] or 0 for s in first)}
         result["rss_mb_last_tenth"] = {"exporter": max(s[1] or 0 for s in last), "importer": max(s[2] or 0 for s in last)}
         result["rss_samples"] = len(samples)
+        if args.rss_series:
+            Path(args.rss_series).write_text("".join(f"{n}\t{e}\t{i}\n" for n, e, i in samples))
     return result
 
 
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=20.0, help="rest_latency: submissions per second (below the throughput)")
     parser.add_argument("--latency-certificates", type=int, default=600, help="rest_latency: how many")
+    parser.add_argument("--rss-series", help="soak: write 'delivered<TAB>exporter MB<TAB>importer MB' per sample to this file")
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds; each figure stops submitting after this")
     args = parser.parse_args()
     common = {"store": "sqlite", "cpus": os.cpu_count(), "python": sys.version.split()[0], "items_per_certificate": 3}
