@@ -530,6 +530,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # FULL: a commit is on disk before it is acknowledged (a receipt must survive a power cut,
     # not only a process crash; NORMAL in WAL mode may lose the last commits).
     cur.execute("PRAGMA synchronous=FULL")
+    # Page cache per connection (SQLite's default, made explicit): memory is bounded by this times
+    # the pool's connections (5 + 10 overflow), whatever the size of the store.
+    cur.execute("PRAGMA cache_size=-2000")
     cur.close()
 
 
