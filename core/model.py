@@ -253,15 +253,22 @@ def _every_validator_error(cls: type, converter: cattrs.Converter) -> Any:
 
 
 def _field_validator_errors(cls: type, converter: cattrs.Converter, data: dict[str, Any]) -> list[Exception]:
-    """Run every field's validator on its structured value; the errors (each naming its field)."""
-    attrs.resolve_types(cls)
+    """Run every field's validator on its structured value; the errors (each naming its field).
+    Empty when that cannot be done (the caller then reports the constructor's own error)."""
+    try:
+        attrs.resolve_types(cls)
+    except Exception:  # noqa: BLE001 - a plugin class whose annotations do not resolve
+        return []
     stand_in = object.__new__(cls)
     values = {}
     for f in attrs.fields(cls):
         key = f.alias or f.name
         if key in data:
-            value = converter.structure(data[key], f.type) if f.type is not None else data[key]
-            value = f.converter(value) if callable(f.converter) else value
+            try:
+                value = converter.structure(data[key], f.type) if f.type is not None else data[key]
+                value = f.converter(value) if callable(f.converter) else value
+            except Exception:  # noqa: BLE001 - structured fine a moment ago; give up quietly
+                return []
         elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
             value = f.default.factory(stand_in) if f.default.takes_self else f.default.factory()
         else:
