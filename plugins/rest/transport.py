@@ -5,8 +5,8 @@ Wire protocol (also described by ``GET /rest/{profile}/openapi.json`` on every g
 * ``POST {endpoint}`` where the partner's endpoint is ``…/rest/{profile}/messages``;
 * body: the document in the profile's message format, ``Content-Type`` of that format;
 * headers ``Ibb-Message-Id``, ``Ibb-Sender``, ``Ibb-Receiver`` (entity ids of the profile),
-  ``Ibb-Message-Kind`` (``certificate``, ``feedback`` or ``cancellation``; default
-  ``certificate``), ``Ibb-Replaces`` (a replacement's predecessor), and
+  ``Ibb-Message-Kind`` (``certificate``, ``feedback``, ``cancellation`` or ``receipt``;
+  default ``certificate``), ``Ibb-Replaces`` (a replacement's predecessor), and
   ``Authorization: Bearer …`` when the profile sets ``token``;
 * ``200`` with a JSON receipt, or an RFC 9457 problem document (``4xx``/``5xx``).
 
@@ -201,8 +201,9 @@ def openapi_document(profile_id: str, with_token: bool) -> dict[str, Any]:
                         header("Ibb-Sender", "Entity id of the sender in the profile"),
                         header("Ibb-Receiver", "Entity id of the receiver in the profile"),
                         {"name": "Ibb-Message-Kind", "in": "header", "required": False,
-                         "schema": {"type": "string", "enum": ["certificate", "feedback", "cancellation"], "default": "certificate"},
-                         "description": "What the body is: a certificate in the profile's format, or a feedback / cancellation notice (application/vnd.ibb.control+json)"},
+                         "schema": {"type": "string", "enum": ["certificate", "feedback", "cancellation", "receipt"], "default": "certificate"},
+                         "description": "What the body is: a certificate in the profile's format, a feedback / cancellation notice "
+                                        "(application/vnd.ibb.control+json), or a receipt sent on its own (application/vnd.ibb.receipt+json)"},
                         {"name": "Ibb-Replaces", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
                          "description": "Id of the certificate this one replaces"},
                     ],
@@ -222,7 +223,7 @@ def openapi_document(profile_id: str, with_token: bool) -> dict[str, Any]:
                                 (400, "Missing or malformed envelope header"),
                                 (401, "Missing or wrong bearer token for the entity named in Ibb-Sender"),
                                 (403, "Sender or receiver is not an entity of the profile, or not the certificate's partner"),
-                                (404, "Unknown profile, or unknown certificate for a feedback or cancellation"),
+                                (404, "Unknown profile, unknown certificate for a feedback or cancellation, or unknown message for a receipt"),
                                 (409, "Certificate id already received under another message id, or a state change the lifecycle forbids"),
                                 (413, "Body larger than the profile's limit"),
                                 (415, "Content type is not the profile's message format"),
