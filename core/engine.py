@@ -444,14 +444,20 @@ def control_body(kind: str, certificate_id: str, **fields: str) -> bytes:
     return json.dumps({"kind": kind, "certificate_id": certificate_id, **fields}).encode()
 
 
-def parse_receipt(body: bytes) -> Receipt:
-    """The receipt carried by a message of kind ``receipt``."""
+def _json_object(body: bytes, kind: str) -> dict[str, Any]:
+    """The JSON object a ``kind`` message carries, or a CertificateError saying why not."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CertificateError([f"$: not valid JSON ({exc})"]) from None
     if not isinstance(data, dict):
-        raise CertificateError(["$: a receipt is a JSON object"])
+        raise CertificateError([f"$: a {kind} message is a JSON object"])
+    return data
+
+
+def parse_receipt(body: bytes) -> Receipt:
+    """The receipt carried by a message of kind ``receipt``."""
+    data = _json_object(body, "receipt")
     try:
         return Receipt.from_dict(data)
     except TransportError as exc:
@@ -459,13 +465,8 @@ def parse_receipt(body: bytes) -> Receipt:
 
 
 def parse_control(body: bytes, kind: str) -> dict[str, str]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CertificateError([f"$: not valid JSON ({exc})"]) from None
+    data = _json_object(body, kind)
     problems = []
-    if not isinstance(data, dict):
-        raise CertificateError([f"$: a {kind} message is a JSON object"])
     if data.get("kind") != kind:
         problems.append(f"$.kind: expected {kind!r}, got {data.get('kind')!r}")
     if not isinstance(data.get("certificate_id"), str) or not data.get("certificate_id"):

@@ -142,3 +142,23 @@ def test_receipts_for_unknown_messages_are_refused_and_repeats_change_nothing(as
     malformed = post({"status": "received"}, "r-bad")
     assert malformed.status_code == 422 and "malformed receipt" in " ".join(malformed.json()["errors"])
     assert exporter.engine.store.counts() == before
+
+
+def test_a_receipt_from_an_entity_the_message_was_not_sent_to_is_refused(async_pair, waiter) -> None:
+    """Checked by the engine itself (the REST route only lets authenticated senders this far)."""
+    import anyio
+
+    from ibb.core.errors import Refused
+
+    exporter, _, profile = async_pair
+    AsyncRest.receipts_to_drop = 1  # the message stays awaiting its receipt
+    _issue(exporter, profile, "KR-2026-000204")
+    waiter(lambda: exporter.engine.store.outbox_list()[0].status == "awaiting-receipt", what="awaiting receipt")
+    (sent,) = exporter.engine.store.outbox_list()
+    forged = Receipt(message_id=sent.message_id, status="received", certificate_id="KR-2026-000204")
+    engine = Engine({profile.id: profile}, exporter.engine.store, exporter.engine.plugins, local={"KR-KCS"})
+    message = receipt_message(forged, message_id="r-forged", profile_id=profile.id, sender="KR-KCCI", receiver="KR-KCS")
+    with pytest.raises(Refused, match=f"message '{sent.message_id}' was not sent to 'KR-KCCI'") as refused:
+        anyio.run(engine.receive, message)
+    assert refused.value.http_status == 403
+    assert exporter.engine.store.outbox_message(sent.message_id).status == "awaiting-receipt"
